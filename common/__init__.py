@@ -1,0 +1,1 @@
+"""Shared contract between the services: schemas, settings, topics, Kafka/Redis helpers, metrics, errors."""

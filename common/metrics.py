@@ -1,0 +1,156 @@
+"""Every Prometheus metric of the suite, declared once in typed containers built from a registry.
+
+Services create their container at start-up from a registry (the default one in production,
+a fresh one in tests) and only call `.inc()` / `.observe()` / `.set()`. Labels stay bounded:
+provider, model, task, source, stage, reason; never an article id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "ConsumerMetrics",
+    "InferenceMetrics",
+    "ProducerMetrics",
+    "WorkerMetrics",
+    "render",
+]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
+
+
+@dataclass(frozen=True)
+class ProducerMetrics:
+    fetched: Counter
+    sent: Counter
+    duplicates: Counter
+    invalid: Counter
+    fetch_errors: Counter
+    fetch_duration: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ProducerMetrics:
+        return cls(
+            fetched=Counter("news_fetched", "Articles fetched from a source", ["source"], registry=registry),
+            sent=Counter("news_sent", "Articles produced to Kafka and acknowledged", registry=registry),
+            duplicates=Counter("news_duplicates", "Articles skipped as already produced", registry=registry),
+            invalid=Counter("news_invalid", "Items rejected by validation (sent to the DLQ)", registry=registry),
+            fetch_errors=Counter(
+                "news_fetch_errors", "Failed fetches by source and code", ["source", "code"], registry=registry
+            ),
+            fetch_duration=Histogram(
+                "news_fetch_duration_seconds",
+                "Time to fetch one source",
+                ["source"],
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class InferenceMetrics:
+    requests: Counter
+    success: Counter
+    failures: Counter
+    duration: Histogram
+    active: Gauge
+    batch_size: Histogram
+    circuit_open: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> InferenceMetrics:
+        return cls(
+            requests=Counter("inference_requests", "Analysis calls", ["provider", "task"], registry=registry),
+            success=Counter("inference_success", "Successful analysis calls", ["provider", "task"], registry=registry),
+            failures=Counter("inference_failures", "Failed analysis calls", ["provider", "reason"], registry=registry),
+            duration=Histogram(
+                "inference_duration_seconds",
+                "Time of one analysis call",
+                ["provider", "task"],
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            active=Gauge("active_inference_tasks", "Analysis calls in flight", registry=registry),
+            batch_size=Histogram(
+                "inference_batch_size",
+                "Articles per engine batch",
+                buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+                registry=registry,
+            ),
+            circuit_open=Gauge(
+                "inference_circuit_open", "1 while a provider's circuit is open", ["provider"], registry=registry
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerMetrics:
+    processed: Counter
+    failed: Counter
+    dead_lettered: Counter
+    batch_size: Histogram
+    batch_latency: Histogram
+    consumer_lag: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
+        return cls(
+            processed=Counter("worker_processed", "Articles analysed and produced", registry=registry),
+            failed=Counter("worker_failed", "Articles whose analysis failed", ["reason"], registry=registry),
+            dead_lettered=Counter("worker_dead_lettered", "Messages sent to the DLQ", ["reason"], registry=registry),
+            batch_size=Histogram(
+                "worker_batch_size", "Messages per batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=registry
+            ),
+            batch_latency=Histogram(
+                "worker_batch_duration_seconds",
+                "Time to analyse and produce one batch",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "worker_consumer_lag",
+                "High-water mark minus committed offset",
+                ["topic", "partition"],
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ConsumerMetrics:
+    consumed: Counter
+    analyzed: Counter
+    stored: Counter
+    dead_lettered: Counter
+    analysis_duration: Histogram
+    ws_connections: Gauge
+    ws_sent: Counter
+    ws_dropped: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ConsumerMetrics:
+        return cls(
+            consumed=Counter("news_consumed", "Messages read from news.analyzed", registry=registry),
+            analyzed=Counter("news_analyzed", "Valid analysed articles received", registry=registry),
+            stored=Counter("news_stored", "Articles written to Redis", ["result"], registry=registry),
+            dead_lettered=Counter("consumer_dead_lettered", "Messages sent to the DLQ", registry=registry),
+            analysis_duration=Histogram(
+                "news_analysis_duration_seconds",
+                "Engine latency reported with each article",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            ws_connections=Gauge("active_websocket_connections", "Open WebSocket clients", registry=registry),
+            ws_sent=Counter("ws_messages_sent", "WebSocket messages sent", registry=registry),
+            ws_dropped=Counter("ws_messages_dropped", "Messages dropped for slow clients", registry=registry),
+        )

@@ -1,0 +1,264 @@
+"""The message contract: every Kafka and Redis payload in the suite is one of these models.
+
+Models are strict and frozen and carry `schema_version`. Validators normalise what arrives
+(markup to text, NFC, one space, UTC dates, canonical URL and stable id, length limits);
+what cannot be made valid raises a `pydantic.ValidationError` that names the field and why.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from common.text import article_id, canonical_url, clean_text, truncate
+
+__all__ = [
+    "CATEGORIES",
+    "SCHEMA_VERSION",
+    "SENTIMENTS",
+    "Analysis",
+    "AnalyzedArticle",
+    "ArticleBase",
+    "DeadLetter",
+    "Entity",
+    "RawArticle",
+    "Sentiment",
+    "parse_datetime",
+]
+
+SCHEMA_VERSION = 1
+
+# Documented limits (characters, after markup is stripped). Longer input is cut, not rejected.
+TITLE_MAX = 500
+DESCRIPTION_MAX = 2_000
+CONTENT_MAX = 20_000
+SOURCE_MAX = 200
+AUTHOR_MAX = 300
+URL_MAX = 2_048
+
+Sentiment = Literal["positive", "neutral", "negative"]
+SENTIMENTS: tuple[str, ...] = ("positive", "neutral", "negative")
+CATEGORIES: tuple[str, ...] = (
+    "world",
+    "politics",
+    "business",
+    "technology",
+    "science",
+    "health",
+    "sports",
+    "entertainment",
+    "other",
+)
+
+
+def parse_datetime(value: Any) -> datetime:
+    """Parse ISO 8601, RFC 2822 or epoch seconds to an aware UTC datetime; naive input is taken as UTC."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        dt = datetime.fromtimestamp(float(value), tz=UTC)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise ValueError("date is empty")
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            dt = _parse_other(text)
+    else:
+        raise ValueError(f"date must be a string, a number or a datetime, not {type(value).__name__}")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    dt = dt.astimezone(UTC)
+    if not 1990 <= dt.year <= 2100:
+        raise ValueError(f"date out of range: {dt.isoformat()}")
+    return dt
+
+
+_OTHER_FORMATS = ("%Y/%m/%d", "%Y/%m/%d %H:%M:%S", "%d.%m.%Y", "%Y%m%d")
+
+
+def _parse_other(text: str) -> datetime:
+    try:
+        return parsedate_to_datetime(text)  # RFC 2822, as RSS writes dates
+    except (TypeError, ValueError, IndexError):
+        pass
+    for fmt in _OTHER_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise ValueError(f"not a recognisable date: {text[:40]!r}")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _text(limit: int) -> BeforeValidator:
+    def normalise(value: Any) -> Any:
+        if isinstance(value, str):
+            return truncate(clean_text(value), limit)
+        return value
+
+    return BeforeValidator(normalise)
+
+
+def _optional_text(limit: int) -> BeforeValidator:
+    def normalise(value: Any) -> Any:
+        if isinstance(value, str):
+            text = truncate(clean_text(value), limit)
+            return text or None
+        return value
+
+    return BeforeValidator(normalise)
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(parse_datetime)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", str_max_length=200_000)
+
+
+class Entity(_Frozen):
+    """A named entity found in an article (types: PERSON, ORG, GPE, LOC, NORP, EVENT, PRODUCT, MISC, PROPN)."""
+
+    text: Annotated[str, _text(200), Field(min_length=1)]
+    type: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class ArticleBase(_Frozen):
+    """Fields every article carries, raw or analysed."""
+
+    # Producers may send anything here; it is normalised, so extra markup or a 5 MB
+    # body are cut to the documented limits instead of being stored as they came.
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore", str_max_length=20_000_000)
+
+    schema_version: Literal[1] = 1  # SCHEMA_VERSION
+    id: str = ""
+    url: Annotated[str, Field(min_length=1, max_length=URL_MAX)]
+    title: Annotated[str, _text(TITLE_MAX), Field(min_length=1)]
+    description: Annotated[str | None, _optional_text(DESCRIPTION_MAX)] = None
+    content: Annotated[str | None, _optional_text(CONTENT_MAX)] = None
+    source: Annotated[str, _text(SOURCE_MAX), Field(min_length=1)] = "unknown"
+    author: Annotated[str | None, _optional_text(AUTHOR_MAX)] = None
+    published_at: UtcDatetime
+    fetched_at: UtcDatetime = Field(default_factory=_utc_now)
+    origin: Annotated[str, Field(min_length=1, max_length=32)] = "push"
+    language_hint: Annotated[str | None, Field(max_length=16)] = None
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _canonical(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if len(value) > URL_MAX:
+                raise ValueError(f"URL longer than {URL_MAX} characters")
+            return canonical_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _stable_id(self) -> ArticleBase:
+        # The id is derived, never trusted: two fetches of one story must share it.
+        object.__setattr__(self, "id", article_id(self.url))
+        return self
+
+
+class RawArticle(ArticleBase):
+    """An article as it enters the suite (Kafka topic `news.raw`)."""
+
+
+class Analysis(_Frozen):
+    """What the inference engine says about one article."""
+
+    sentiment: Sentiment
+    sentiment_score: Annotated[float, Field(ge=-1.0, le=1.0)]
+    keywords: Annotated[list[str], Field(max_length=20)] = Field(default_factory=list)
+    entities: Annotated[list[Entity], Field(max_length=50)] = Field(default_factory=list)
+    category: Annotated[str, Field(min_length=1, max_length=32)] = "other"
+    language: Annotated[str, Field(min_length=2, max_length=16)] = "und"
+    importance_score: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
+    summary: Annotated[str | None, _optional_text(1_000)] = None
+    providers: dict[str, str] = Field(default_factory=dict)
+    models: dict[str, str] = Field(default_factory=dict)
+    engine_version: str = "0"
+    latency_ms: Annotated[float, Field(ge=0.0)] = 0.0
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _dedupe_keywords(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            seen: dict[str, str] = {}
+            for item in value:
+                if isinstance(item, str):
+                    text = clean_text(item)[:100]
+                    if text and text.casefold() not in seen:
+                        seen[text.casefold()] = text
+            return list(seen.values())[:20]
+        return value
+
+
+class AnalyzedArticle(ArticleBase):
+    """An article with its analysis (Kafka topic `news.analyzed`, Redis records, WebSocket `data`)."""
+
+    analysis: Analysis
+    analyzed_at: UtcDatetime = Field(default_factory=_utc_now)
+
+    @classmethod
+    def from_raw(cls, raw: RawArticle, analysis: Analysis) -> AnalyzedArticle:
+        return cls.model_validate({**raw.model_dump(), "analysis": analysis}, strict=False)
+
+
+class DeadLetter(_Frozen):
+    """A message a stage could not process (Kafka topic `news.dlq`): the original bytes and why."""
+
+    stage: str
+    error: str
+    attempts: int = 1
+    first_failure: UtcDatetime = Field(default_factory=_utc_now)
+    last_failure: UtcDatetime = Field(default_factory=_utc_now)
+    original_topic: str | None = None
+    original_key: str | None = None
+    original: str
+    original_encoding: Literal["utf-8", "base64"]
+
+    @classmethod
+    def wrap(
+        cls,
+        payload: bytes | str | None,
+        *,
+        stage: str,
+        error: str,
+        key: bytes | str | None = None,
+        topic: str | None = None,
+        attempts: int = 1,
+        first_failure: datetime | None = None,
+    ) -> DeadLetter:
+        """Keep the original payload byte for byte: UTF-8 text as is, anything else base64."""
+        raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else (payload or b"")
+        try:
+            original, encoding = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            original, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+        key_text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        now = _utc_now()
+        return cls(
+            stage=stage,
+            error=error[:2_000],
+            attempts=attempts,
+            first_failure=first_failure or now,
+            last_failure=now,
+            original_topic=topic,
+            original_key=key_text,
+            original=original,
+            original_encoding=encoding,  # type: ignore[arg-type]
+        )
+
+    def original_bytes(self) -> bytes:
+        if self.original_encoding == "base64":
+            return base64.b64decode(self.original)
+        return self.original.encode("utf-8")

@@ -1,0 +1,80 @@
+"""Settings shared by every service: one nested model per dependency, read from the environment.
+
+`KAFKA__BOOTSTRAP_SERVERS=host:9092`, `REDIS__URL=redis://...`, `API_TOKEN=...` and so on;
+services subclass `ServiceSettings` with a section of their own (see each `*/settings.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.errors import ConfigError
+
+__all__ = ["KafkaSettings", "RedisSettings", "ServiceSettings", "TopicNames"]
+
+_PLACEHOLDERS = frozenset({"", "changeme", "change-me", "placeholder", "secret", "your-key-here", "xxx"})
+
+
+class TopicNames(BaseModel):
+    """Topic names; `prefix` isolates deployments (and tests) sharing one broker."""
+
+    prefix: str = ""
+    raw: str = "news.raw"
+    analyzed: str = "news.analyzed"
+    dlq: str = "news.dlq"
+
+    def full(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    @property
+    def raw_topic(self) -> str:
+        return self.full(self.raw)
+
+    @property
+    def analyzed_topic(self) -> str:
+        return self.full(self.analyzed)
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.full(self.dlq)
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = Field(default=6, ge=1, le=1_000)
+    replication_factor: int = Field(default=1, ge=1)
+    compression_type: Literal["gzip", "none"] = "gzip"
+    linger_ms: int = Field(default=20, ge=0, le=5_000)
+    max_request_size: int = Field(default=16 * 1024 * 1024, ge=1024)
+    topics: TopicNames = Field(default_factory=TopicNames)
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "news:"
+    ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+
+class ServiceSettings(BaseSettings):
+    """Base of each service's settings."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["local", "test", "staging", "production"] = "local"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    api_token: SecretStr | None = None
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"])
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> ServiceSettings:
+        if self.environment in {"staging", "production"} and self.api_token is not None:
+            if self.api_token.get_secret_value().strip().lower() in _PLACEHOLDERS:
+                raise ConfigError("API_TOKEN is a placeholder; set a real token outside local/test")
+        return self

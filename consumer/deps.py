@@ -1,0 +1,33 @@
+"""FastAPI dependencies of the consumer: the store and hub opened in the lifespan."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from common.store import ArticleStore
+from consumer.settings import ConsumerSettings
+from consumer.ws import Hub
+
+__all__ = ["HubDep", "SettingsDep", "StoreDep"]
+
+
+def _store(request: HTTPConnection) -> ArticleStore:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def _settings(request: HTTPConnection) -> ConsumerSettings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+StoreDep = Annotated[ArticleStore, Depends(_store)]
+SettingsDep = Annotated[ConsumerSettings, Depends(_settings)]
+
+
+def _hub(request: HTTPConnection) -> Hub:
+    return request.app.state.hub  # type: ignore[no-any-return]
+
+
+HubDep = Annotated[Hub, Depends(_hub)]

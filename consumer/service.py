@@ -1,0 +1,96 @@
+"""Ingest loop: `news.analyzed` -> Redis, committing offsets only after the write."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from common.errors import StoreError
+from common.kafka import send_dead_letter
+from common.metrics import ConsumerMetrics
+from common.schemas import AnalyzedArticle, DeadLetter
+from common.store import ArticleStore
+
+__all__ = ["Ingestor"]
+
+log = logging.getLogger(__name__)
+
+
+class Ingestor:
+    """Reads a batch, stores each article (idempotent), dead-letters what is not an article, then commits."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        dlq: AIOKafkaProducer,
+        dlq_topic: str,
+        store: ArticleStore,
+        metrics: ConsumerMetrics,
+        *,
+        max_records: int = 500,
+    ) -> None:
+        self._consumer = consumer
+        self._dlq = dlq
+        self._dlq_topic = dlq_topic
+        self._store = store
+        self._metrics = metrics
+        self._max_records = max_records
+        self.running = False
+
+    async def _store_with_retry(self, article: AnalyzedArticle) -> None:
+        delay = 0.2
+        while True:
+            try:
+                result = await self._store.put(article)
+                self._metrics.stored.labels(result=result.name.lower()).inc()
+                return
+            except StoreError as exc:
+                # Redis is down: hold the batch (no commit) and try again; nothing is skipped.
+                log.warning("%s; retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def run_once(self, timeout_ms: int = 500) -> int:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
+        count = 0
+        for tp, messages in batches.items():
+            for msg in messages:
+                count += 1
+                self._metrics.consumed.inc()
+                try:
+                    article = AnalyzedArticle.model_validate_json(msg.value or b"")
+                except ValidationError as exc:
+                    self._metrics.dead_lettered.inc()
+                    await send_dead_letter(
+                        self._dlq,
+                        self._dlq_topic,
+                        DeadLetter.wrap(
+                            msg.value, stage="consumer", error=str(exc)[:2_000], key=msg.key, topic=tp.topic
+                        ),
+                    )
+                    continue
+                self._metrics.analyzed.inc()
+                self._metrics.analysis_duration.observe(article.analysis.latency_ms / 1000)
+                await self._store_with_retry(article)
+        if count:
+            await self._consumer.commit()
+        return count
+
+    async def run(self) -> None:
+        self.running = True
+        delay = 0.5
+        try:
+            while True:
+                try:
+                    await self.run_once()
+                    delay = 0.5
+                except KafkaError as exc:
+                    log.warning("Kafka error in the ingest loop (%s); retrying in %.1fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+        finally:
+            self.running = False

@@ -1,0 +1,29 @@
+"""Consumer settings (see README's configuration table)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+from common.settings import ServiceSettings
+
+__all__ = ["ConsumerConfig", "ConsumerSettings", "get_settings"]
+
+
+class ConsumerConfig(BaseModel):
+    port: int = 8002
+    group_id: str = "news-consumer"
+    max_poll_records: int = Field(default=500, ge=1, le=10_000)
+    initial_data_limit: int = Field(default=20, ge=0, le=200)
+    ws_queue_size: int = Field(default=256, ge=1, le=100_000)
+    ws_ping_interval: float = Field(default=20.0, gt=0)
+
+
+class ConsumerSettings(ServiceSettings):
+    consumer: ConsumerConfig = Field(default_factory=ConsumerConfig)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ConsumerSettings:
+    return ConsumerSettings()

@@ -1,0 +1,1 @@
+"""The producer: brings articles from sources into Kafka (`news.raw`)."""

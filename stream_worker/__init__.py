@@ -1,0 +1,1 @@
+"""The stream worker: faust-streaming agents that batch `news.raw` through the inference engine."""

@@ -1,0 +1,37 @@
+"""The faust application and its topics, configured from `WorkerSettings`."""
+
+from __future__ import annotations
+
+import faust
+
+from stream_worker.settings import get_settings
+
+__all__ = ["analyzed_topic", "app", "dlq_topic", "raw_topic", "settings"]
+
+settings = get_settings()
+_topics = settings.kafka.topics
+
+app = faust.App(
+    settings.worker.app_id,
+    broker=f"kafka://{settings.kafka.bootstrap_servers}",
+    value_serializer="raw",
+    key_serializer="raw",
+    topic_partitions=settings.kafka.partitions,
+    topic_replication_factor=settings.kafka.replication_factor,
+    processing_guarantee=settings.worker.processing_guarantee,
+    producer_acks=-1,
+    producer_compression_type=None if settings.kafka.compression_type == "none" else settings.kafka.compression_type,
+    producer_max_request_size=settings.kafka.max_request_size,
+    consumer_auto_offset_reset="earliest",
+    web_host=settings.worker.web_host,
+    web_port=settings.worker.web_port,
+    datadir=settings.worker.datadir,
+    store="memory://",
+    broker_commit_interval=1.0,
+)
+
+raw_topic = app.topic(_topics.raw_topic, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions)
+analyzed_topic = app.topic(
+    _topics.analyzed_topic, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions
+)
+dlq_topic = app.topic(_topics.dlq_topic, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions)

@@ -1,0 +1,31 @@
+"""Stream worker settings (see README's configuration table)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from common.settings import ServiceSettings
+
+__all__ = ["WorkerConfig", "WorkerSettings", "get_settings"]
+
+
+class WorkerConfig(BaseModel):
+    app_id: str = "news-stream-worker"  # also the Kafka consumer group
+    batch_size: int = Field(default=10, ge=1, le=1_000)
+    batch_timeout: float = Field(default=1.0, gt=0, le=60)
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    datadir: str = ".run/stream-worker"
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+
+
+class WorkerSettings(ServiceSettings):
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> WorkerSettings:
+    return WorkerSettings()
