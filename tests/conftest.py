@@ -1,0 +1,99 @@
+"""Session fixtures: real Kafka and Redis (scripts/), and per-test isolation by topic and key prefix."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from common.settings import KafkaSettings, RedisSettings, TopicNames
+from tests.support.infra import Infra, free_port, start_infra, stop_infra
+from tests.support.processes import ServiceProcess, python
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    started = start_infra()
+    yield started
+    stop_infra(started)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A fresh prefix for this test's topics, consumer groups and Redis keys."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def kafka_settings(infra: Infra, namespace: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=infra.bootstrap, partitions=3, linger_ms=5,
+                         topics=TopicNames(prefix=f"{namespace}."))
+
+
+@pytest.fixture
+def redis_settings(infra: Infra, namespace: str) -> RedisSettings:
+    return RedisSettings(url=infra.redis_url, key_prefix=f"{namespace}:")
+
+
+@pytest.fixture
+async def redis(infra: Infra, namespace: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(infra.redis_url)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{namespace}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+def service_env(infra: Infra, namespace: str) -> dict[str, str]:
+    """Environment that points a service process at this test's topics and keys."""
+    return {
+        "ENVIRONMENT": "test",
+        "KAFKA__BOOTSTRAP_SERVERS": infra.bootstrap,
+        "KAFKA__PARTITIONS": "3",
+        "KAFKA__LINGER_MS": "5",
+        "KAFKA__TOPICS__PREFIX": f"{namespace}.",
+        "REDIS__URL": infra.redis_url,
+        "REDIS__KEY_PREFIX": f"{namespace}:",
+        "CONSUMER__GROUP_ID": f"{namespace}-consumer",
+        "WORKER__APP_ID": f"{namespace}-worker",
+    }
+
+
+@pytest.fixture
+def spawn(tmp_path: Path, service_env: dict[str, str]) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start services as real processes; every one is stopped at teardown (its log is in tmp_path)."""
+    started: list[ServiceProcess] = []
+
+    def _spawn(kind: str, name: str | None = None, env: dict[str, str] | None = None) -> ServiceProcess:
+        port = free_port()
+        extra = dict(env or {})
+        if kind == "consumer":
+            argv = python("-m", "uvicorn", "consumer.main:app", "--host", "127.0.0.1", "--port", str(port))
+            ready = f"http://127.0.0.1:{port}/readyz"
+        elif kind == "producer":
+            argv = python("-m", "uvicorn", "producer.main:app", "--host", "127.0.0.1", "--port", str(port))
+            ready = f"http://127.0.0.1:{port}/readyz"
+        elif kind == "inference":
+            argv = python("-m", "uvicorn", "inference.main:app", "--host", "127.0.0.1", "--port", str(port))
+            ready = f"http://127.0.0.1:{port}/readyz"
+        elif kind == "worker":
+            extra.setdefault("WORKER__WEB_PORT", str(port))
+            extra.setdefault("WORKER__DATADIR", str(tmp_path / f"worker-{port}"))
+            argv = python("-m", "stream_worker", "worker", "-l", "info")
+            ready = f"http://127.0.0.1:{extra['WORKER__WEB_PORT']}/readyz"
+        else:
+            raise ValueError(kind)
+        proc = ServiceProcess(name or f"{kind}-{port}", argv, {**service_env, **extra}, tmp_path,
+                              port=port, ready_url=ready)
+        started.append(proc.start())
+        proc.wait_ready()
+        return proc
+
+    yield _spawn
+    for proc in reversed(started):
+        proc.stop()
