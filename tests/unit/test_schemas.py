@@ -1,0 +1,152 @@
+"""The message contract under hostile input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from common.schemas import CONTENT_MAX, TITLE_MAX, Analysis, AnalyzedArticle, DeadLetter, RawArticle
+from common.text import article_id, canonical_url
+
+pytestmark = pytest.mark.unit
+
+
+def make(**overrides: object) -> RawArticle:
+    data: dict[str, object] = {
+        "url": "https://news.example.com/a/1",
+        "title": "Plain title",
+        "published_at": "2024-11-26T05:00:00Z",
+    }
+    data.update(overrides)
+    return RawArticle.model_validate(data)
+
+
+def test_markup_and_script_become_text() -> None:
+    a = make(title='<h1>Big <b>news</b></h1><script>alert("x")</script> &amp; more &lt;3',
+             description="<p>one</p><style>p{}</style><p>two</p>")
+    assert a.title == "Big news & more <3"
+    assert "alert" not in a.title and "<" not in a.title.replace("<3", "")
+    assert a.description == "onetwo" or a.description == "one two"
+
+
+def test_title_that_is_only_markup_is_rejected_with_reason() -> None:
+    with pytest.raises(ValidationError) as info:
+        make(title="<script>alert(1)</script>")
+    assert info.value.errors()[0]["loc"] == ("title",)
+
+
+def test_whitespace_nfc_and_invisible_characters() -> None:
+    decomposed = "Cafe\u0301"  # e + combining acute
+    a = make(title=f"  {decomposed}\u200b \t\n  news\u202e  ")
+    assert a.title == "Café news"
+
+
+def test_korean_text_survives_untouched() -> None:
+    title = "삼성전자, 3분기 영업이익 10조 돌파… 반도체 회복세"
+    a = make(title=title, description="서울=연합뉴스 기자")
+    assert a.title == title
+    assert a.description == "서울=연합뉴스 기자"
+
+
+def test_five_megabyte_body_is_cut_to_the_limit() -> None:
+    body = ("word " * 1_100_000)[:5_500_000]
+    a = make(content=body, title="t" * 10_000)
+    assert a.content is not None and len(a.content) <= CONTENT_MAX
+    assert a.content.endswith("…")
+    assert len(a.title) <= TITLE_MAX
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2024-11-26T05:00:00Z", datetime(2024, 11, 26, 5, tzinfo=UTC)),
+        ("2024-11-26T14:00:00+09:00", datetime(2024, 11, 26, 5, tzinfo=UTC)),
+        ("2024-11-26T05:00:00", datetime(2024, 11, 26, 5, tzinfo=UTC)),  # naive: taken as UTC
+        ("Tue, 26 Nov 2024 05:00:00 GMT", datetime(2024, 11, 26, 5, tzinfo=UTC)),
+        ("2017/2/7", datetime(2017, 2, 7, tzinfo=UTC)),
+        (1732597200, datetime(2024, 11, 26, 5, tzinfo=UTC)),
+    ],
+)
+def test_dates_become_aware_utc(raw: object, expected: datetime) -> None:
+    a = make(published_at=raw)
+    assert a.published_at == expected
+    assert a.published_at.tzinfo is not None and a.published_at.utcoffset() == timedelta(0)
+
+
+def test_aware_datetime_object_is_converted() -> None:
+    kst = timezone(timedelta(hours=9))
+    a = make(published_at=datetime(2024, 1, 1, 9, tzinfo=kst))
+    assert a.published_at == datetime(2024, 1, 1, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("bad", ["not a date", "    ", "2024-13-45", "1800-01-01T00:00:00Z", None, True])
+def test_invalid_dates_are_rejected(bad: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        make(published_at=bad)
+    assert info.value.errors()[0]["loc"] == ("published_at",)
+
+
+@pytest.mark.parametrize("missing", ["url", "title", "published_at"])
+def test_missing_required_fields(missing: str) -> None:
+    data = {"url": "https://x.example/a", "title": "t", "published_at": "2024-01-01"}
+    del data[missing]
+    with pytest.raises(ValidationError) as info:
+        RawArticle.model_validate(data)
+    assert any(e["loc"] == (missing,) and e["type"] == "missing" for e in info.value.errors())
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/a", "javascript:alert(1)", "/relative/path", "https://"])
+def test_non_http_urls_are_rejected(url: str) -> None:
+    with pytest.raises(ValidationError):
+        make(url=url)
+
+
+def test_tracking_parameters_and_fragment_do_not_change_identity() -> None:
+    plain = make(url="https://News.Example.com/story?id=7&page=2")
+    tracked = make(url="HTTPS://news.example.com:443/story?utm_source=tw&page=2&fbclid=abc&id=7#comments")
+    assert tracked.url == plain.url == "https://news.example.com/story?id=7&page=2"
+    assert tracked.id == plain.id == article_id("https://news.example.com/story?page=2&id=7")
+    assert len(plain.id) == 32
+
+
+def test_meaningful_query_and_port_do_change_identity() -> None:
+    assert make(url="https://e.com/s?id=1").id != make(url="https://e.com/s?id=2").id
+    assert canonical_url("http://e.com:8080/x") == "http://e.com:8080/x"
+
+
+def test_supplied_id_is_not_trusted() -> None:
+    a = make(id="attacker-chosen")
+    assert a.id == article_id(a.url)
+
+
+def test_models_are_frozen_and_strict() -> None:
+    a = make()
+    with pytest.raises(ValidationError):
+        a.title = "changed"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        Analysis(sentiment="positive", sentiment_score="0.5")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Analysis(sentiment="happy", sentiment_score=0.5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Analysis(sentiment="positive", sentiment_score=1.5)
+    with pytest.raises(ValidationError):
+        Analysis(sentiment="positive", sentiment_score=0.1, importance_score=11)
+
+
+def test_round_trip_through_json() -> None:
+    raw = make(title="서울 <b>증시</b> 상승", content="본문")
+    analysis = Analysis(sentiment="positive", sentiment_score=0.4, keywords=["증시", "증시", "서울"],
+                        importance_score=6.5, language="ko")
+    analyzed = AnalyzedArticle.from_raw(raw, analysis)
+    again = AnalyzedArticle.model_validate_json(analyzed.model_dump_json())
+    assert again == analyzed
+    assert again.analysis.keywords == ["증시", "서울"]
+    assert again.schema_version == 1
+
+
+def test_dead_letter_keeps_original_bytes() -> None:
+    for payload in (b"\xff\xfe not utf-8", "plain text".encode(), b""):
+        letter = DeadLetter.wrap(payload, stage="test", error="bad", key=b"k")
+        assert DeadLetter.model_validate_json(letter.model_dump_json()).original_bytes() == payload
