@@ -47,8 +47,11 @@ export function countTrends(articles: AnalyzedArticle[], limit = 10): Trends {
   const keywords = new Map<string, TrendItem>()
   const entities = new Map<string, TrendItem>()
   for (const article of articles) {
-    for (const keyword of new Set(article.analysis.keywords)) {
+    const seen = new Set<string>()
+    for (const keyword of article.analysis.keywords) {
       const key = keyword.toLocaleLowerCase()
+      if (seen.has(key)) continue
+      seen.add(key)
       const item = keywords.get(key) ?? { text: keyword, count: 0 }
       item.count += 1
       keywords.set(key, item)

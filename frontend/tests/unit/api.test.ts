@@ -1,0 +1,125 @@
+import { describe, expect, it, vi } from 'vitest'
+
+import { deriveWsUrl, resolveConfig } from '@/api/config'
+import { ApiError, createApiClient, normaliseSentimentStats, normaliseTrends } from '@/api/http'
+import { liveUrl, parseServerMessage, subscribeMessage } from '@/api/live'
+
+import { jsonResponse, makeArticle } from './helpers'
+
+describe('runtime config', () => {
+  it('derives the WebSocket URL from the API base', () => {
+    expect(deriveWsUrl('http://127.0.0.1:8002', 'http://localhost:5173/')).toBe('ws://127.0.0.1:8002/ws')
+    expect(deriveWsUrl('https://news.example/api/', 'https://x/')).toBe('wss://news.example/api/ws')
+    expect(deriveWsUrl('', 'https://dash.example/app/')).toBe('wss://dash.example/ws')
+  })
+
+  it('takes what is set and defaults the rest', () => {
+    expect(resolveConfig({ apiBase: 'http://h:1/', token: ' t ' }, 'http://p/')).toEqual({
+      apiBase: 'http://h:1',
+      wsUrl: 'ws://h:1/ws',
+      token: 't',
+    })
+    expect(resolveConfig(undefined, 'http://p:9/')).toEqual({ apiBase: '', wsUrl: 'ws://p:9/ws', token: '' })
+    expect(resolveConfig({ apiBase: 'http://h', wsUrl: 'wss://other/live' }, 'http://p/').wsUrl).toBe('wss://other/live')
+  })
+})
+
+describe('REST client', () => {
+  const config = { apiBase: 'http://api.test', wsUrl: 'ws://api.test/ws', token: 'sekret' }
+
+  it('sends the bearer token and the filters, and keeps only articles', async () => {
+    const article = makeArticle()
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse([article, { junk: true }]))
+    const client = createApiClient(config, fetch)
+    expect(await client.recent(30, { sentiment: 'negative', source: 'BBC' })).toEqual([article])
+    const [url, init] = fetch.mock.calls[0]!
+    expect(url).toBe('http://api.test/news/recent?limit=30&sentiment=negative&source=BBC')
+    expect((init?.headers as Record<string, string>).Authorization).toBe('Bearer sekret')
+  })
+
+  it('sends no Authorization header without a token', async () => {
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse({ items: [] }))
+    await createApiClient({ ...config, token: '' }, fetch).top(10, new Date('2024-01-01T00:00:00Z'))
+    const [url, init] = fetch.mock.calls[0]!
+    expect(url).toBe('http://api.test/news/top?limit=10&since=2024-01-01T00%3A00%3A00.000Z')
+    expect((init?.headers as Record<string, string>).Authorization).toBeUndefined()
+  })
+
+  it.each([
+    [401, 'unauthorized'],
+    [403, 'unauthorized'],
+    [404, 'not_found'],
+    [500, 'http'],
+  ])('classifies HTTP %i as %s', async (status, kind) => {
+    const client = createApiClient(config, async () => jsonResponse({ detail: 'x' }, status))
+    await expect(client.sentimentStats()).rejects.toMatchObject({ kind, status })
+  })
+
+  it('classifies a network failure as unreachable', async () => {
+    const client = createApiClient(config, async () => {
+      throw new TypeError('Failed to fetch')
+    })
+    const err = await client.recent().catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ApiError)
+    expect((err as ApiError).kind).toBe('unreachable')
+  })
+
+  it('normalises the likely shapes of /stats/sentiment', () => {
+    expect(
+      normaliseSentimentStats({
+        buckets: [
+          { start: '2024-05-01T11:00:00Z', counts: { positive: 2, neutral: 1, negative: 0 }, mean_score: 0.4 },
+          { bucket: 1714554000, positive: 1, negative: 3, mean: -0.5, source: 'BBC' },
+          { nonsense: true },
+        ],
+      }),
+    ).toEqual([
+      { start: '2024-05-01T09:00:00.000Z', source: 'BBC', positive: 1, neutral: 0, negative: 3, meanScore: -0.5 },
+      { start: '2024-05-01T11:00:00Z', source: null, positive: 2, neutral: 1, negative: 0, meanScore: 0.4 },
+    ])
+    expect(normaliseSentimentStats('garbage')).toEqual([])
+  })
+
+  it('normalises the likely shapes of /trends', () => {
+    expect(
+      normaliseTrends({
+        keywords: [{ term: 'AI', count: 4 }, ['chips', 2], 'plain'],
+        entities: { items: [{ text: 'Seoul', type: 'GPE', score: 3 }] },
+      }),
+    ).toEqual({
+      keywords: [
+        { text: 'AI', count: 4 },
+        { text: 'chips', count: 2 },
+        { text: 'plain', count: 0 },
+      ],
+      entities: [{ text: 'Seoul', type: 'GPE', count: 3 }],
+    })
+  })
+})
+
+describe('WebSocket protocol', () => {
+  it('puts the token and the resume cursor in the URL', () => {
+    expect(liveUrl('ws://h/ws', 'a b', '1700-0')).toBe('ws://h/ws?token=a+b&since=1700-0')
+    expect(liveUrl('ws://h/ws', '', null)).toBe('ws://h/ws')
+  })
+
+  it('parses the server messages and ignores anything else', () => {
+    const a = makeArticle()
+    expect(parseServerMessage(JSON.stringify({ type: 'initial_data', data: [a, 1] }))).toEqual({ type: 'initial_data', data: [a] })
+    expect(parseServerMessage(JSON.stringify({ type: 'new_analysis', data: a, cursor: '5-0' }))).toEqual({
+      type: 'new_analysis',
+      data: a,
+      cursor: '5-0',
+    })
+    expect(parseServerMessage('{"type":"lagged","dropped":7}')).toEqual({ type: 'lagged', dropped: 7 })
+    expect(parseServerMessage('{"type":"pong"}')).toEqual({ type: 'pong' })
+    expect(parseServerMessage('{"type":"new_analysis","data":{"id":1}}')).toBeNull()
+    expect(parseServerMessage('{"type":"surprise"}')).toBeNull()
+    expect(parseServerMessage('not json')).toBeNull()
+    expect(parseServerMessage('null')).toBeNull()
+  })
+
+  it('builds the subscribe message', () => {
+    expect(JSON.parse(subscribeMessage({ sentiment: 'positive' }))).toEqual({ type: 'subscribe', filters: { sentiment: 'positive' } })
+  })
+})

@@ -1,0 +1,102 @@
+// Test doubles: a scripted WebSocket, a fake fetch, and article factories.
+import type { ApiClient } from '@/api/http'
+import type { AnalyzedArticle, Analysis } from '@/api/types'
+import type { SocketLike } from '@/composables/useReconnectingSocket'
+
+export class FakeSocket implements SocketLike {
+  static instances: FakeSocket[] = []
+  readyState = 0
+  sent: string[] = []
+  closedWith: number | null = null
+  onopen: ((ev: Event) => unknown) | null = null
+  onmessage: ((ev: MessageEvent) => unknown) | null = null
+  onclose: ((ev: CloseEvent) => unknown) | null = null
+  onerror: ((ev: Event) => unknown) | null = null
+
+  constructor(readonly url: string) {
+    FakeSocket.instances.push(this)
+  }
+
+  static reset(): void {
+    FakeSocket.instances = []
+  }
+
+  static last(): FakeSocket {
+    const s = FakeSocket.instances[FakeSocket.instances.length - 1]
+    if (!s) throw new Error('no socket was created')
+    return s
+  }
+
+  send(data: string): void {
+    this.sent.push(data)
+  }
+
+  close(code = 1000): void {
+    this.closedWith = code
+    this.readyState = 3
+  }
+
+  // --- what the server does
+  serverOpen(): void {
+    this.readyState = 1
+    this.onopen?.(new Event('open'))
+  }
+
+  serverSend(message: unknown): void {
+    this.onmessage?.(new MessageEvent('message', { data: typeof message === 'string' ? message : JSON.stringify(message) }))
+  }
+
+  serverClose(code = 1006): void {
+    this.readyState = 3
+    this.onclose?.(new CloseEvent('close', { code }))
+  }
+}
+
+let counter = 0
+
+export function makeArticle(overrides: Partial<AnalyzedArticle> = {}, analysis: Partial<Analysis> = {}): AnalyzedArticle {
+  counter += 1
+  const id = overrides.id ?? counter.toString(16).padStart(32, '0')
+  return {
+    id,
+    url: `https://news.example/${id}`,
+    title: `Headline ${counter}`,
+    description: 'A description',
+    content: null,
+    source: 'Example News',
+    author: null,
+    published_at: '2024-05-01T10:00:00Z',
+    fetched_at: '2024-05-01T10:01:00Z',
+    origin: 'rss',
+    analyzed_at: '2024-05-01T10:02:00Z',
+    ...overrides,
+    analysis: {
+      sentiment: 'neutral',
+      sentiment_score: 0,
+      keywords: ['economy'],
+      entities: [{ text: 'Seoul', type: 'GPE' }],
+      category: 'business',
+      language: 'en',
+      importance_score: 5,
+      summary: null,
+      ...analysis,
+    },
+  }
+}
+
+export function fakeClient(overrides: Partial<ApiClient> = {}): ApiClient {
+  return {
+    recent: async () => [],
+    top: async () => [],
+    article: async () => {
+      throw new Error('not stubbed')
+    },
+    sentimentStats: async () => [],
+    trends: async () => ({ keywords: [], entities: [] }),
+    ...overrides,
+  }
+}
+
+export function jsonResponse(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } })
+}

@@ -1,0 +1,125 @@
+import { createPinia, setActivePinia } from 'pinia'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { effectScope, nextTick } from 'vue'
+
+import type { ApiClient } from '@/api/http'
+import { useLiveFeed } from '@/composables/useLiveFeed'
+import { useFeedStore } from '@/stores/feed'
+import { useFiltersStore } from '@/stores/filters'
+
+import { fakeClient, FakeSocket, makeArticle } from './helpers'
+
+const config = { apiBase: 'http://api.test', wsUrl: 'ws://api.test/ws', token: 'tok' }
+
+function start(client: ApiClient = fakeClient()) {
+  const scope = effectScope()
+  const live = scope.run(() =>
+    useLiveFeed({
+      config,
+      client,
+      subscribeDebounceMs: 100,
+      socket: { createSocket: (url) => new FakeSocket(url), backoff: { baseMs: 1000, maxMs: 1000, jitter: 0 } },
+    }),
+  )!
+  live.connect()
+  return { live, scope }
+}
+
+const sentJson = (s: FakeSocket) => s.sent.map((m) => JSON.parse(m) as unknown)
+
+describe('useLiveFeed', () => {
+  beforeEach(() => {
+    setActivePinia(createPinia())
+    vi.useFakeTimers()
+    FakeSocket.reset()
+  })
+  afterEach(() => vi.useRealTimers())
+
+  it('feeds server messages into the store and mirrors the connection state', async () => {
+    start()
+    const feed = useFeedStore()
+    const socket = FakeSocket.last()
+    expect(socket.url).toBe('ws://api.test/ws?token=tok')
+    socket.serverOpen()
+    await nextTick()
+    expect(feed.connection).toBe('open')
+    const a = makeArticle()
+    socket.serverSend({ type: 'initial_data', data: [a] })
+    socket.serverSend({ type: 'new_analysis', data: makeArticle() })
+    socket.serverSend('garbage')
+    expect(feed.articles).toHaveLength(2)
+    socket.serverClose(1006)
+    await nextTick()
+    expect(feed.connection).toBe('reconnecting')
+    expect(feed.retryAt).not.toBeNull()
+  })
+
+  it('subscribes with the server-side filters when they change (debounced)', async () => {
+    const recent = vi.fn(async () => [])
+    start(fakeClient({ recent }))
+    const filters = useFiltersStore()
+    const socket = FakeSocket.last()
+    socket.serverOpen()
+    expect(socket.sent).toEqual([]) // nothing to subscribe to yet
+    filters.sentiment = 'negative'
+    await nextTick()
+    filters.source = 'BBC'
+    await nextTick()
+    filters.text = 'client only' // not a server filter: no new subscription
+    await nextTick()
+    vi.advanceTimersByTime(100)
+    expect(sentJson(socket)).toEqual([{ type: 'subscribe', filters: { sentiment: 'negative', source: 'BBC' } }])
+    expect(recent).toHaveBeenCalledTimes(1) // older matches fetched once
+  })
+
+  it('on reconnect resumes from the cursor and re-subscribes', async () => {
+    const recent = vi.fn(async () => [])
+    start(fakeClient({ recent }))
+    const filters = useFiltersStore()
+    filters.category = 'sports'
+    let socket = FakeSocket.last()
+    socket.serverOpen()
+    socket.serverSend({ type: 'new_analysis', data: makeArticle(), cursor: '1700-3' })
+    socket.serverClose(1012)
+    vi.advanceTimersByTime(1000)
+    socket = FakeSocket.last()
+    expect(socket.url).toBe('ws://api.test/ws?token=tok&since=1700-3')
+    socket.serverOpen()
+    expect(sentJson(socket)).toEqual([{ type: 'subscribe', filters: { category: 'sports' } }])
+    expect(recent).not.toHaveBeenCalled() // the server replays the gap itself
+  })
+
+  it('without a server cursor, fills the gap over REST after a reconnect', async () => {
+    const missed = makeArticle()
+    const recent = vi.fn(async () => [missed])
+    start(fakeClient({ recent }))
+    const feed = useFeedStore()
+    FakeSocket.last().serverOpen()
+    FakeSocket.last().serverClose(1006)
+    vi.advanceTimersByTime(1000)
+    FakeSocket.last().serverOpen()
+    await vi.waitFor(() => expect(feed.byId.has(missed.id)).toBe(true))
+    expect(recent).toHaveBeenCalledWith(100, {})
+  })
+
+  it('a lagged notice is shown and the skipped articles are fetched', async () => {
+    const recent = vi.fn(async () => [makeArticle()])
+    start(fakeClient({ recent }))
+    const feed = useFeedStore()
+    FakeSocket.last().serverOpen()
+    FakeSocket.last().serverSend({ type: 'lagged', dropped: 30 })
+    expect(feed.droppedTotal).toBe(30)
+    await vi.waitFor(() => expect(feed.articles).toHaveLength(1))
+    expect(recent).toHaveBeenCalledWith(50, {})
+  })
+
+  it('a 4401 close leaves the feed unauthorized, without retrying', async () => {
+    start()
+    const feed = useFeedStore()
+    FakeSocket.last().serverClose(4401)
+    await nextTick()
+    expect(feed.unauthorized).toBe(true)
+    vi.advanceTimersByTime(60_000)
+    expect(FakeSocket.instances).toHaveLength(1)
+  })
+})
