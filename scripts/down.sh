@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Stop everything scripts/up.sh started (services first, then Redis and Kafka).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+run_dir="$NEWS_SUITE_STATE/run"
+for name in replay dashboard producer worker consumer inference; do
+  [ -f "$run_dir/$name.pid" ] && stop_pid "$run_dir/$name.pid" "$name" 30
+done
+"$here/redis.sh" stop
+"$here/kafka.sh" stop

