@@ -1,0 +1,45 @@
+"""Inference service (port 8000): the engine behind HTTP, for deployments that scale inference on its own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from common.http import configure_logging, install_error_handlers, ops_router
+from inference.api import router
+from inference.engine import Engine
+from inference.settings import InferenceSettings, get_settings
+
+__all__ = ["app", "create_app"]
+
+
+def create_app(settings: InferenceSettings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    registry = registry if registry is not None else REGISTRY
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = Engine(settings.inference, registry=registry)
+        app.state.engine, app.state.settings, app.state.registry = engine, settings, registry
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.aclose()
+
+    async def readiness(request: Request) -> dict[str, bool]:
+        engine: Engine | None = getattr(request.app.state, "engine", None)
+        return {"models_loaded": engine is not None and engine.ready}
+
+    app = FastAPI(title="news-suite inference", version="0.2.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(ops_router(lambda request: request.app.state.registry, readiness))
+    app.include_router(router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,87 @@
+"""Settings of the inference engine and service: `INFERENCE__TIER=fast`, `INFERENCE__PROVIDERS__SUMMARY=openai`..."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+from common.settings import ServiceSettings
+
+__all__ = [
+    "REMOTE_TASKS",
+    "EngineSettings",
+    "HuggingFaceSettings",
+    "InferenceSettings",
+    "OpenAISettings",
+    "ResilienceSettings",
+    "get_settings",
+]
+
+ProviderName = Literal["local", "openai", "huggingface"]
+# Tasks a remote provider may answer; language, keywords, entities and importance stay local.
+REMOTE_TASKS: tuple[str, ...] = ("sentiment", "category", "summary")
+
+
+class OpenAISettings(BaseModel):
+    """Any OpenAI-compatible server: api.openai.com, vLLM, Ollama, llama.cpp (set `base_url`)."""
+
+    base_url: str = "https://api.openai.com/v1"
+    api_key: SecretStr = SecretStr("not-set")
+    model: str = "gpt-4o-mini"
+    timeout_s: float = Field(default=20.0, gt=0)
+    max_tokens: int = Field(default=300, ge=16)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+
+
+class HuggingFaceSettings(BaseModel):
+    """The Hugging Face Inference API (serverless or a dedicated endpoint at `base_url`)."""
+
+    base_url: str = "https://api-inference.huggingface.co"
+    token: SecretStr = SecretStr("not-set")
+    sentiment_model: str = "cardiffnlp/twitter-roberta-base-sentiment-latest"
+    category_model: str = "facebook/bart-large-mnli"
+    summary_model: str = "sshleifer/distilbart-cnn-12-6"
+    timeout_s: float = Field(default=20.0, gt=0)
+
+
+class ResilienceSettings(BaseModel):
+    """Per remote provider: concurrency, retries with jittered backoff, circuit breaker."""
+
+    concurrency: int = Field(default=20, ge=1)
+    attempts: int = Field(default=3, ge=1, le=10)
+    backoff_initial_s: float = Field(default=0.2, ge=0)
+    backoff_max_s: float = Field(default=5.0, ge=0)
+    retry_after_max_s: float = Field(default=30.0, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=30.0, gt=0)
+
+
+class EngineSettings(BaseModel):
+    tier: Literal["fast", "standard"] = "standard"
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    max_batch: int = Field(default=32, ge=1, le=512)
+    max_wait_ms: float = Field(default=5.0, ge=0, le=1_000)
+    providers: dict[str, ProviderName] = Field(default_factory=dict)
+    # Cascade: remote tasks go to the LLM only when the local answer's confidence is below this.
+    cascade: bool = False
+    cascade_threshold: float = Field(default=0.6, ge=0, le=1)
+    novelty_window: int = Field(default=512, ge=0)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    huggingface: HuggingFaceSettings = Field(default_factory=HuggingFaceSettings)
+    resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
+
+    def provider_for(self, task: str) -> ProviderName:
+        return self.providers.get(task, "local")
+
+
+class InferenceSettings(ServiceSettings):
+    inference: EngineSettings = Field(default_factory=EngineSettings)
+    max_batch_request: int = Field(default=64, ge=1, le=1_000)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> InferenceSettings:
+    return InferenceSettings()
