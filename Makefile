@@ -45,7 +45,7 @@ kafka-jars: ## fetch the Kafka jars from Maven Central (cached in ~/.cache/news-
 
 .PHONY: requirements
 requirements: ## regenerate requirements.txt from pyproject.toml
-	$(VENV)/bin/pip-compile -q --extra dev --strip-extras --no-emit-index-url -o requirements.txt pyproject.toml
+	$(VENV)/bin/pip-compile -q --extra dev --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt pyproject.toml
 
 .PHONY: infra-up infra-down
 infra-up: ## start Kafka and Redis only
