@@ -1,7 +1,8 @@
 # Dashboard (issue 7): Vue 3 + Vite in frontend/. Needs Node >= 20.19 with npm; Chromium (Debian)
 # drives the browser test in tests/e2e/test_dashboard.py through playwright-core.
 
-APT_PACKAGES += chromium
+# fonts-nanum: Korean glyphs in the browser test's screenshots (Debian's Chromium brings none).
+APT_PACKAGES += chromium fonts-nanum
 INSTALL_EXTRA += frontend-install frontend-build
 TEST_EXTRA += frontend-test
 LINT_EXTRA += frontend-typecheck

@@ -13,10 +13,11 @@ import { useFiltersStore } from '@/stores/filters'
 /** How many articles the page keeps; the oldest fall off the end. */
 export const MAX_ARTICLES = 500
 
+/** Replace only with a strictly newer analysis: the same one again (a REST refill) changes nothing. */
 function isNewer(candidate: AnalyzedArticle, current: AnalyzedArticle): boolean {
   const a = Date.parse(candidate.analyzed_at ?? '')
   const b = Date.parse(current.analyzed_at ?? '')
-  return Number.isNaN(a) || Number.isNaN(b) || a >= b
+  return !Number.isNaN(a) && (Number.isNaN(b) || a > b)
 }
 
 export const useFeedStore = defineStore('feed', () => {

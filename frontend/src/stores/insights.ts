@@ -2,11 +2,12 @@
 // server has no such endpoint yet (404), the panels fall back to the loaded articles and say so.
 
 import { defineStore } from 'pinia'
-import { ref } from 'vue'
+import { computed, ref } from 'vue'
 
 import { ApiError, type ApiClient } from '@/api/http'
 import type { AnalyzedArticle, SentimentBucket, Trends } from '@/api/types'
 import { bucketSentiment, countTrends } from '@/lib/aggregate'
+import { useFeedStore } from '@/stores/feed'
 
 /** `ok`: from the server; `local`: the server lacks the endpoint, computed from loaded articles. */
 export type PanelState = 'idle' | 'loading' | 'ok' | 'local' | 'error'
@@ -29,16 +30,22 @@ export function windowStart(window: TopWindow, now = Date.now()): Date | null {
 export const TOP_LIMIT = 10
 
 export const useInsightsStore = defineStore('insights', () => {
+  const feed = useFeedStore()
   const topWindow = ref<TopWindow>('all')
   const top = ref<AnalyzedArticle[]>([])
   const topState = ref<PanelState>('idle')
 
   const perSource = ref(false)
-  const sentiment = ref<SentimentBucket[]>([])
+  const serverSentiment = ref<SentimentBucket[]>([])
   const sentimentState = ref<PanelState>('idle')
+  /** The server's buckets, or (state `local`) buckets of the loaded articles, kept up to date as they arrive. */
+  const sentiment = computed(() =>
+    sentimentState.value === 'local' ? bucketSentiment(feed.articles, perSource.value) : serverSentiment.value,
+  )
 
-  const trends = ref<Trends>({ keywords: [], entities: [] })
+  const serverTrends = ref<Trends>({ keywords: [], entities: [] })
   const trendsState = ref<PanelState>('idle')
+  const trends = computed(() => (trendsState.value === 'local' ? countTrends(feed.articles, 10) : serverTrends.value))
 
   const lastError = ref<ApiError | null>(null)
 
@@ -63,14 +70,13 @@ export const useInsightsStore = defineStore('insights', () => {
     }
   }
 
-  async function refreshSentiment(client: ApiClient, loaded: AnalyzedArticle[]): Promise<void> {
+  async function refreshSentiment(client: ApiClient): Promise<void> {
     if (sentimentState.value === 'idle') sentimentState.value = 'loading'
     try {
-      sentiment.value = await client.sentimentStats({ perSource: perSource.value })
+      serverSentiment.value = await client.sentimentStats({ perSource: perSource.value })
       sentimentState.value = 'ok'
     } catch (err) {
       if (err instanceof ApiError && err.kind === 'not_found') {
-        sentiment.value = bucketSentiment(loaded, perSource.value)
         sentimentState.value = 'local'
       } else {
         sentimentState.value = failed(err)
@@ -78,14 +84,13 @@ export const useInsightsStore = defineStore('insights', () => {
     }
   }
 
-  async function refreshTrends(client: ApiClient, loaded: AnalyzedArticle[]): Promise<void> {
+  async function refreshTrends(client: ApiClient): Promise<void> {
     if (trendsState.value === 'idle') trendsState.value = 'loading'
     try {
-      trends.value = await client.trends({ window: topWindow.value === 'all' ? undefined : topWindow.value, limit: 10 })
+      serverTrends.value = await client.trends({ window: topWindow.value === 'all' ? undefined : topWindow.value, limit: 10 })
       trendsState.value = 'ok'
     } catch (err) {
       if (err instanceof ApiError && err.kind === 'not_found') {
-        trends.value = countTrends(loaded, 10)
         trendsState.value = 'local'
       } else {
         trendsState.value = failed(err)

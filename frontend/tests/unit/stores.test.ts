@@ -122,18 +122,23 @@ describe('insights store', () => {
     const notFound = async () => {
       throw new ApiError('not_found', 'nope', 404)
     }
-    const loaded = [makeArticle({}, { keywords: ['rates'], sentiment: 'negative' })]
-    await insights.refreshSentiment(fakeClient({ sentimentStats: notFound }), loaded)
-    await insights.refreshTrends(fakeClient({ trends: notFound }), loaded)
+    const feed = useFeedStore()
+    feed.handleMessage({ type: 'initial_data', data: [makeArticle({}, { keywords: ['rates'], sentiment: 'negative' })] })
+    await insights.refreshSentiment(fakeClient({ sentimentStats: notFound }))
+    await insights.refreshTrends(fakeClient({ trends: notFound }))
     expect(insights.sentimentState).toBe('local')
     expect(insights.sentiment[0]?.negative).toBe(1)
     expect(insights.trendsState).toBe('local')
     expect(insights.trends.keywords[0]?.text).toBe('rates')
+    // ...and follow the articles as they arrive.
+    feed.handleMessage({ type: 'new_analysis', data: makeArticle({}, { keywords: ['rates'], sentiment: 'positive' }) })
+    expect(insights.trends.keywords[0]).toEqual({ text: 'rates', count: 2 })
+    expect(insights.sentiment.reduce((n, b) => n + b.positive, 0)).toBe(1)
   })
 
   it('uses the server answer when there is one, and reports other failures', async () => {
     const insights = useInsightsStore()
-    await insights.refreshTrends(fakeClient({ trends: async () => ({ keywords: [{ text: 'k', count: 1 }], entities: [] }) }), [])
+    await insights.refreshTrends(fakeClient({ trends: async () => ({ keywords: [{ text: 'k', count: 1 }], entities: [] }) }))
     expect(insights.trendsState).toBe('ok')
     await insights.refreshSentiment(
       fakeClient({
@@ -141,7 +146,6 @@ describe('insights store', () => {
           throw new ApiError('http', 'boom', 500)
         },
       }),
-      [],
     )
     expect(insights.sentimentState).toBe('error')
   })
