@@ -1,0 +1,273 @@
+"""Windowed statistics published by the stream worker and served by the consumer (`/stats`, `/trends`).
+
+The stream worker keeps the authoritative counts in faust windowed tables (with changelogs) and
+publishes each window's current value here; the consumer only reads. Every write is an absolute
+value (the table's), never an increment, so publishing the same window twice is harmless.
+
+Windows (seconds since the epoch, UTC; event time is the article's `analyzed_at`):
+  sentiment  tumbling, `SENTIMENT_WINDOW_S` (5 minutes), per source
+  trends     hopping, `TREND_WINDOW_S` (15 minutes) long, a new one every `TREND_STEP_S` (1 minute)
+
+Layout (every key under the configured `REDIS__KEY_PREFIX`, e.g. `news:`):
+  stats:sentiment:windows            sorted set  member and score: window start (epoch s) of every
+                                                 sentiment window that has data; pruned past the TTL
+  stats:sentiment:{start}            hash        field: source -> JSON `SentimentCounts`
+                                                 (`{"positive":3,"neutral":1,"negative":0,"score_sum":1.25}`); TTL
+  stats:trends:keyword:{start}       sorted set  keyword -> count in the hopping window starting at `start`
+  stats:trends:entity:{start}        sorted set  "{TYPE}:{text}" -> count (e.g. "ORG:Reuters"); both expire
+                                                 `TREND_TTL_S` after the window ends (or after the last
+                                                 write, if later); sentiment hashes after `REDIS__TTL_SECONDS`
+
+Readers: `StatsStore.sentiment(since, until, source=None, bucket=300)` merges 5-minute windows into
+buckets (a multiple of 5 minutes) and `StatsStore.trends(window_minutes=15, limit=20)` returns the
+15-minute window that ends in the current minute (the most recent complete picture).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from common.errors import StoreError
+
+__all__ = [
+    "SENTIMENT_WINDOW_S",
+    "TREND_STEP_S",
+    "TREND_TTL_S",
+    "TREND_WINDOW_S",
+    "SentimentBucket",
+    "SentimentCounts",
+    "StatsStore",
+    "TermKind",
+    "TrendItem",
+    "TrendsSnapshot",
+    "entity_member",
+]
+
+SENTIMENT_WINDOW_S = 300
+TREND_WINDOW_S = 900
+TREND_STEP_S = 60
+TREND_TTL_S = 3_600
+
+TermKind = Literal["keyword", "entity"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SentimentCounts(_Frozen):
+    """Sentiment tally of one source in one window (the faust table's value)."""
+
+    positive: int = 0
+    neutral: int = 0
+    negative: int = 0
+    score_sum: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return self.positive + self.neutral + self.negative
+
+    def add(self, sentiment: str, score: float) -> SentimentCounts:
+        update: dict[str, float | int] = {"score_sum": self.score_sum + score}
+        if sentiment in ("positive", "neutral", "negative"):
+            update[sentiment] = getattr(self, sentiment) + 1
+        else:
+            update["neutral"] = self.neutral + 1
+        return self.model_copy(update=update)
+
+    def merge(self, other: SentimentCounts) -> SentimentCounts:
+        return SentimentCounts(
+            positive=self.positive + other.positive,
+            neutral=self.neutral + other.neutral,
+            negative=self.negative + other.negative,
+            score_sum=self.score_sum + other.score_sum,
+        )
+
+
+class SentimentBucket(_Frozen):
+    """Sentiment of articles analysed in [start, end), for one source or (source None) all of them."""
+
+    start: datetime
+    end: datetime
+    source: str | None = None
+    positive: int = 0
+    neutral: int = 0
+    negative: int = 0
+    count: int = 0
+    mean_score: float | None = None  # None when the bucket is empty
+
+
+class TrendItem(_Frozen):
+    term: str
+    count: int
+    type: str | None = None  # entity type (PERSON, ORG, ...); None for keywords
+
+
+class TrendsSnapshot(_Frozen):
+    """Most frequent keywords and entities of articles analysed in [window_start, window_end)."""
+
+    window_start: datetime
+    window_end: datetime
+    window_minutes: int
+    keywords: list[TrendItem] = Field(default_factory=list)
+    entities: list[TrendItem] = Field(default_factory=list)
+
+
+def entity_member(text: str, entity_type: str) -> str:
+    """How an entity is named inside a trends key (and in the worker's table key)."""
+    return f"{entity_type}:{text}"
+
+
+def _epoch(value: datetime | float) -> float:
+    return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+def _dt(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+class StatsStore:
+    """Write side for the stream worker, read side for the consumer; see the module docstring for keys."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "news:", ttl_seconds: int = 7 * 24 * 3600) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl = ttl_seconds
+        self.sentiment_index_key = f"{prefix}stats:sentiment:windows"
+
+    def sentiment_key(self, start: int) -> str:
+        return f"{self._prefix}stats:sentiment:{start}"
+
+    def trends_key(self, kind: TermKind, start: int) -> str:
+        return f"{self._prefix}stats:trends:{kind}:{start}"
+
+    # -- write side (stream worker) -----------------------------------------------------------------
+
+    async def put_sentiment(self, window_start: datetime | float, source: str, counts: SentimentCounts) -> None:
+        """Set (not add) one source's tally of the 5-minute window starting at `window_start`."""
+        start = int(_epoch(window_start))
+        key = self.sentiment_key(start)
+        expire_at = int(max(start + SENTIMENT_WINDOW_S, time.time()) + self._ttl)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, source, counts.model_dump_json())
+                pipe.expireat(key, expire_at)
+                pipe.zadd(self.sentiment_index_key, {str(start): start})
+                pipe.zremrangebyscore(self.sentiment_index_key, "-inf", time.time() - self._ttl - SENTIMENT_WINDOW_S)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"could not publish sentiment window {start}: {exc}") from exc
+
+    async def put_trends(self, kind: TermKind, counts: Mapping[tuple[int, str], int]) -> None:
+        """Set (not add) term counts: `{(window_start, term): count}`; entity terms as `entity_member()`."""
+        if not counts:
+            return
+        by_window: dict[int, dict[str, int]] = {}
+        for (start, term), count in counts.items():
+            by_window.setdefault(int(start), {})[term] = count
+        now = time.time()
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for start, terms in by_window.items():
+                    key = self.trends_key(kind, start)
+                    pipe.zadd(key, dict(terms))
+                    pipe.expireat(key, int(max(start + TREND_WINDOW_S, now) + TREND_TTL_S))
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"could not publish {kind} trends: {exc}") from exc
+
+    # -- read side (consumer) -----------------------------------------------------------------------
+
+    async def sentiment(
+        self,
+        since: datetime | float,
+        until: datetime | float,
+        source: str | None = None,
+        bucket: int | timedelta = SENTIMENT_WINDOW_S,
+    ) -> list[SentimentBucket]:
+        """Buckets of `bucket` seconds (a multiple of 300, aligned to the epoch) that overlap [since, until)
+        and hold data, oldest first; `source` None sums every source."""
+        size = int(bucket.total_seconds()) if isinstance(bucket, timedelta) else int(bucket)
+        if size <= 0 or size % SENTIMENT_WINDOW_S:
+            raise ValueError(f"bucket must be a positive multiple of {SENTIMENT_WINDOW_S} seconds, got {size}")
+        lo = math.floor(_epoch(since) / SENTIMENT_WINDOW_S) * SENTIMENT_WINDOW_S
+        hi = _epoch(until)
+        if hi <= lo:
+            return []
+        try:
+            members: list[Any] = list(await self._redis.zrangebyscore(self.sentiment_index_key, lo, f"({hi}"))
+            starts = [int(_text(m)) for m in members]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for start in starts:
+                    if source is None:
+                        pipe.hvals(self.sentiment_key(start))
+                    else:
+                        pipe.hget(self.sentiment_key(start), source)
+                rows = await pipe.execute() if starts else []
+        except RedisError as exc:
+            raise StoreError(f"could not read sentiment stats: {exc}") from exc
+        merged: dict[int, SentimentCounts] = {}
+        for start, row in zip(starts, rows, strict=True):
+            values = row if isinstance(row, list) else ([] if row is None else [row])
+            for raw in values:
+                counts = SentimentCounts.model_validate(orjson.loads(raw))
+                key = start - start % size
+                merged[key] = merged[key].merge(counts) if key in merged else counts
+        out = []
+        for start in sorted(merged):
+            c = merged[start]
+            if not c.count:
+                continue
+            out.append(
+                SentimentBucket(
+                    start=_dt(start),
+                    end=_dt(start + size),
+                    source=source,
+                    positive=c.positive,
+                    neutral=c.neutral,
+                    negative=c.negative,
+                    count=c.count,
+                    mean_score=c.score_sum / c.count,
+                )
+            )
+        return out
+
+    async def trends(self, window_minutes: int = 15, limit: int = 20, *, now: float | None = None) -> TrendsSnapshot:
+        """Top keywords and entities of the hopping window that ends in the current minute."""
+        if window_minutes * 60 != TREND_WINDOW_S:
+            raise ValueError(f"only {TREND_WINDOW_S // 60}-minute trend windows are published")
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        current = time.time() if now is None else now
+        start = int(current // TREND_STEP_S) * TREND_STEP_S - TREND_WINDOW_S + TREND_STEP_S
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zrevrange(self.trends_key("keyword", start), 0, limit - 1, withscores=True)
+                pipe.zrevrange(self.trends_key("entity", start), 0, limit - 1, withscores=True)
+                keywords, entities = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"could not read trends: {exc}") from exc
+        entity_items = []
+        for member, score in entities:
+            kind, _, text = _text(member).partition(":")
+            entity_items.append(TrendItem(term=text, count=int(score), type=kind))
+        return TrendsSnapshot(
+            window_start=_dt(start),
+            window_end=_dt(start + TREND_WINDOW_S),
+            window_minutes=window_minutes,
+            keywords=[TrendItem(term=_text(m), count=int(s)) for m, s in keywords],
+            entities=entity_items,
+        )
