@@ -19,8 +19,15 @@ from tests.static.tools import ROOT, SCHEMAS
 pytestmark = pytest.mark.unit
 
 COMPOSE = ROOT / "docker-compose.yml"
-DESIGN_PORTS = {"inference": 8000, "producer": 8001, "consumer": 8002, "worker": 6066,
-                "prometheus": 9090, "grafana": 3000, "redis": 6379}
+DESIGN_PORTS = {
+    "inference": 8000,
+    "producer": 8001,
+    "consumer": 8002,
+    "worker": 6066,
+    "prometheus": 9090,
+    "grafana": 3000,
+    "redis": 6379,
+}
 
 
 @cache
@@ -100,7 +107,7 @@ def test_dockerfile_copies_only_what_exists(dockerfile: Path) -> None:
 def test_health_gated_dependencies_have_a_health_check() -> None:
     for name, service in services().items():
         depends = service.get("depends_on", {})
-        for dep, condition in (depends.items() if isinstance(depends, dict) else []):
+        for dep, condition in depends.items() if isinstance(depends, dict) else []:
             if condition.get("condition") == "service_healthy":
                 target = services()[dep]
                 dockerfile = dockerfile_of(target)

@@ -13,8 +13,13 @@ from tests.static.tools import ROOT, run, tool
 pytestmark = pytest.mark.unit
 
 DOCKERFILES = sorted(ROOT.glob("Dockerfile.*"))
-EXPECTED = {"Dockerfile.producer", "Dockerfile.inference", "Dockerfile.consumer", "Dockerfile.worker",
-            "Dockerfile.dashboard"}
+EXPECTED = {
+    "Dockerfile.producer",
+    "Dockerfile.inference",
+    "Dockerfile.consumer",
+    "Dockerfile.worker",
+    "Dockerfile.dashboard",
+}
 
 
 def test_every_image_has_a_dockerfile() -> None:

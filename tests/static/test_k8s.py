@@ -53,9 +53,12 @@ def validate(doc: dict[str, Any], version: str) -> None:
         jsonschema.validate(doc, schema)
         behavior = doc["spec"].get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("behavior")
         if behavior:  # the HPA part of a ScaledObject is a real autoscaling/v2 behavior
-            hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"},
-                   "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "x"}, "maxReplicas": 1,
-                            "behavior": behavior}}
+            hpa = {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": "x"},
+                "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "x"}, "maxReplicas": 1, "behavior": behavior},
+            }
             kubernetes_validate.validate(hpa, version, strict=True)
         return
     kubernetes_validate.validate(doc, version, strict=True)
@@ -95,8 +98,17 @@ def test_manifest_file_is_valid(path: Path, version: str) -> None:
 def test_rendered_overlay_is_valid(target: str, version: str) -> None:
     docs = render(target)
     kinds = {d["kind"] for d in docs}
-    assert {"Namespace", "ConfigMap", "StatefulSet", "Deployment", "Service", "PodDisruptionBudget",
-            "NetworkPolicy", "HorizontalPodAutoscaler", "ScaledObject"} <= kinds
+    assert {
+        "Namespace",
+        "ConfigMap",
+        "StatefulSet",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "HorizontalPodAutoscaler",
+        "ScaledObject",
+    } <= kinds
     for doc in docs:
         validate(doc, version)
         if doc["kind"] != "Namespace":
@@ -105,7 +117,7 @@ def test_rendered_overlay_is_valid(target: str, version: str) -> None:
 
 def test_schema_validation_catches_a_broken_manifest() -> None:
     """The validator is not a rubber stamp: a typo'd field and a wrong type are refused."""
-    (deployment,) = (d for d in render("overlays/prod") if d["kind"] == "Deployment" and d["metadata"]["name"] == "consumer")
+    deployment = by_kind(render("overlays/prod"), "Deployment")["consumer"]
     broken = json.loads(json.dumps(deployment))
     broken["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -141,7 +153,7 @@ def test_workloads_are_probed_limited_and_restricted(overlay: str) -> None:
             assert "readinessProbe" in container and "livenessProbe" in container, name
             if workload["kind"] == "Deployment":
                 assert sc["readOnlyRootFilesystem"] is True, name
-                tmp = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+                tmp = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]  # noqa: S108
                 assert tmp, f"{name}: /tmp must be a writable emptyDir"
                 (volume,) = (v for v in pod["volumes"] if v["name"] == tmp[0]["name"])
                 assert "emptyDir" in volume, name

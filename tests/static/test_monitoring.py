@@ -21,8 +21,15 @@ pytestmark = pytest.mark.unit
 RULE_FILES = sorted((MONITORING / "rules").glob("*.yml"))
 RULE_TESTS = sorted((MONITORING / "tests").glob("*_test.yml"))
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
-ISSUE_ALERTS = {"NewsTargetDown", "NewsConsumerLagGrowing", "NewsInferenceFailureRatioHigh", "NewsNoArticlesFetched",
-                "NewsDeadLetterGrowth", "NewsWebSocketMessagesDropped", "NewsWebSocketConnectionsDropped"}
+ISSUE_ALERTS = {
+    "NewsTargetDown",
+    "NewsConsumerLagGrowing",
+    "NewsInferenceFailureRatioHigh",
+    "NewsNoArticlesFetched",
+    "NewsDeadLetterGrowth",
+    "NewsWebSocketMessagesDropped",
+    "NewsWebSocketConnectionsDropped",
+}
 JOBS = {"producer", "inference", "consumer", "stream-worker"}
 _OURS = re.compile(r"\b((?:news|inference|worker|consumer|ws|active)_[a-z0-9_]+)\b")
 
@@ -135,9 +142,9 @@ def test_grafana_dashboard_and_provisioning() -> None:
         (MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
     )["datasources"]
     uids = {d["uid"] for d in datasources}
-    providers = yaml.safe_load(
-        (MONITORING / "grafana" / "provisioning" / "dashboards" / "news-suite.yml").read_text()
-    )["providers"]
+    providers = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "dashboards" / "news-suite.yml").read_text())[
+        "providers"
+    ]
     assert providers[0]["options"]["path"] == "/etc/grafana/dashboards"
     assert DASHBOARDS
     for path in DASHBOARDS:
