@@ -36,7 +36,8 @@ export function useLiveFeed(options: LiveFeedOptions) {
     onOpen: ({ reconnect }) => {
       if (filters.serverKey !== '{}' || reconnect) sendSubscription()
       // Without a server cursor, `initial_data` only covers the newest few: fetch more to close the gap.
-      if (reconnect && !feed.cursor) void feed.loadRecent(client, refillLimit)
+      // The same refill clears an "unreachable" banner once the API is back.
+      if ((reconnect && !feed.cursor) || feed.apiError) void feed.loadRecent(client, refillLimit)
     },
     onMessage: (text) => {
       const msg = parseServerMessage(text)

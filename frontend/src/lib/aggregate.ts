@@ -11,14 +11,19 @@ export function pickBucketMs(minMs: number, maxMs: number, target = 24): number 
   return NICE_BUCKETS_MS.find((size) => span / size <= target) ?? NICE_BUCKETS_MS[NICE_BUCKETS_MS.length - 1]!
 }
 
-/** Sentiment counts and mean score per time bucket (by publication time), per source when asked. */
+/** When an article counts in time: when it was analysed, as the server's windowed statistics do. */
+function eventTime(article: AnalyzedArticle): number {
+  return Date.parse(article.analyzed_at ?? article.published_at)
+}
+
+/** Sentiment counts and mean score per time bucket (by analysis time), per source when asked. */
 export function bucketSentiment(articles: AnalyzedArticle[], perSource = false): SentimentBucket[] {
-  const times = articles.map((a) => Date.parse(a.published_at)).filter((t) => !Number.isNaN(t))
+  const times = articles.map(eventTime).filter((t) => !Number.isNaN(t))
   if (!times.length) return []
   const size = pickBucketMs(Math.min(...times), Math.max(...times))
   const buckets = new Map<string, SentimentBucket & { sum: number; n: number }>()
   for (const article of articles) {
-    const t = Date.parse(article.published_at)
+    const t = eventTime(article)
     if (Number.isNaN(t)) continue
     const start = new Date(Math.floor(t / size) * size).toISOString()
     const source = perSource ? article.source : null

@@ -87,7 +87,7 @@ export const useInsightsStore = defineStore('insights', () => {
   async function refreshTrends(client: ApiClient): Promise<void> {
     if (trendsState.value === 'idle') trendsState.value = 'loading'
     try {
-      serverTrends.value = await client.trends({ window: topWindow.value === 'all' ? undefined : topWindow.value, limit: 10 })
+      serverTrends.value = await client.trends({ limit: 10 })
       trendsState.value = 'ok'
     } catch (err) {
       if (err instanceof ApiError && err.kind === 'not_found') {

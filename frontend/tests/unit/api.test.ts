@@ -80,6 +80,32 @@ describe('REST client', () => {
     expect(normaliseSentimentStats('garbage')).toEqual([])
   })
 
+  it('reads the shapes common/stats.py declares (SentimentBucket, TrendsSnapshot)', () => {
+    const bucket = {
+      start: '2024-05-01T10:00:00Z',
+      end: '2024-05-01T10:05:00Z',
+      source: null,
+      positive: 2,
+      neutral: 1,
+      negative: 1,
+      count: 4,
+      mean_score: 0.1,
+    }
+    expect(normaliseSentimentStats([bucket])).toEqual([
+      { start: bucket.start, source: null, positive: 2, neutral: 1, negative: 1, meanScore: 0.1 },
+    ])
+    expect(normaliseSentimentStats({ buckets: [{ ...bucket, mean_score: null }] })[0]!.meanScore).toBeNull()
+    expect(
+      normaliseTrends({
+        window_start: '2024-05-01T10:00:00Z',
+        window_end: '2024-05-01T10:15:00Z',
+        window_minutes: 15,
+        keywords: [{ term: 'ai', count: 3, type: null }],
+        entities: [{ term: 'Seoul', count: 2, type: 'GPE' }],
+      }),
+    ).toEqual({ keywords: [{ text: 'ai', count: 3 }], entities: [{ text: 'Seoul', count: 2, type: 'GPE' }] })
+  })
+
   it('normalises the likely shapes of /trends', () => {
     expect(
       normaliseTrends({

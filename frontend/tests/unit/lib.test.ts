@@ -87,9 +87,9 @@ describe('aggregates', () => {
 
   it('buckets sentiment with counts and mean, per source when asked', () => {
     const articles = [
-      makeArticle({ published_at: '2024-05-01T10:05:00Z', source: 'A' }, { sentiment: 'positive', sentiment_score: 0.8 }),
-      makeArticle({ published_at: '2024-05-01T10:10:00Z', source: 'B' }, { sentiment: 'negative', sentiment_score: -0.4 }),
-      makeArticle({ published_at: '2024-05-01T12:10:00Z', source: 'A' }, { sentiment: 'neutral', sentiment_score: 0 }),
+      makeArticle({ analyzed_at: '2024-05-01T10:05:00Z', source: 'A' }, { sentiment: 'positive', sentiment_score: 0.8 }),
+      makeArticle({ analyzed_at: '2024-05-01T10:10:00Z', source: 'B' }, { sentiment: 'negative', sentiment_score: -0.4 }),
+      makeArticle({ analyzed_at: '2024-05-01T12:10:00Z', source: 'A' }, { sentiment: 'neutral', sentiment_score: 0 }),
     ]
     const all = bucketSentiment(articles)
     expect(all.length).toBeGreaterThanOrEqual(2)

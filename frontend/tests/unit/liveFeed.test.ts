@@ -2,7 +2,7 @@ import { createPinia, setActivePinia } from 'pinia'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { effectScope, nextTick } from 'vue'
 
-import type { ApiClient } from '@/api/http'
+import { ApiError, type ApiClient } from '@/api/http'
 import { useLiveFeed } from '@/composables/useLiveFeed'
 import { useFeedStore } from '@/stores/feed'
 import { useFiltersStore } from '@/stores/filters'
@@ -100,6 +100,15 @@ describe('useLiveFeed', () => {
     FakeSocket.last().serverOpen()
     await vi.waitFor(() => expect(feed.byId.has(missed.id)).toBe(true))
     expect(recent).toHaveBeenCalledWith(100, {})
+  })
+
+  it('clears an API error once the connection comes up', async () => {
+    const recent = vi.fn(async () => [])
+    start(fakeClient({ recent }))
+    const feed = useFeedStore()
+    feed.apiError = new ApiError('unreachable', 'down')
+    FakeSocket.last().serverOpen()
+    await vi.waitFor(() => expect(feed.apiError).toBeNull())
   })
 
   it('a lagged notice is shown and the skipped articles are fetched', async () => {
