@@ -29,8 +29,9 @@ def namespace() -> str:
 
 @pytest.fixture
 def kafka_settings(infra: Infra, namespace: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=infra.bootstrap, partitions=3, linger_ms=5,
-                         topics=TopicNames(prefix=f"{namespace}."))
+    return KafkaSettings(
+        bootstrap_servers=infra.bootstrap, partitions=3, linger_ms=5, topics=TopicNames(prefix=f"{namespace}.")
+    )
 
 
 @pytest.fixture
@@ -88,8 +89,9 @@ def spawn(tmp_path: Path, service_env: dict[str, str]) -> Iterator[Callable[...,
             ready = f"http://127.0.0.1:{extra['WORKER__WEB_PORT']}/readyz"
         else:
             raise ValueError(kind)
-        proc = ServiceProcess(name or f"{kind}-{port}", argv, {**service_env, **extra}, tmp_path,
-                              port=port, ready_url=ready)
+        proc = ServiceProcess(
+            name or f"{kind}-{port}", argv, {**service_env, **extra}, tmp_path, port=port, ready_url=ready
+        )
         started.append(proc.start())
         proc.wait_ready()
         return proc

@@ -49,9 +49,18 @@ async def test_replayed_articles_reach_websocket_and_rest(
         assert first == {"type": "initial_data", "data": []}
 
         replay = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "producer.replay", "--limit", str(N), "--rate", "0", "--no-progress",
-            cwd=ROOT, env={**service_env, "PATH": "/usr/bin:/bin"},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "producer.replay",
+            "--limit",
+            str(N),
+            "--rate",
+            "0",
+            "--no-progress",
+            cwd=ROOT,
+            env={**service_env, "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         out, _ = await asyncio.wait_for(replay.communicate(), 120)
         assert replay.returncode == 0, out.decode()

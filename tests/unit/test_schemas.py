@@ -24,8 +24,10 @@ def make(**overrides: object) -> RawArticle:
 
 
 def test_markup_and_script_become_text() -> None:
-    a = make(title='<h1>Big <b>news</b></h1><script>alert("x")</script> &amp; more &lt;3',
-             description="<p>one</p><style>p{}</style><p>two</p>")
+    a = make(
+        title='<h1>Big <b>news</b></h1><script>alert("x")</script> &amp; more &lt;3',
+        description="<p>one</p><style>p{}</style><p>two</p>",
+    )
     assert a.title == "Big news & more <3"
     assert "alert" not in a.title and "<" not in a.title.replace("<3", "")
     assert a.description == "onetwo" or a.description == "one two"
@@ -137,8 +139,13 @@ def test_models_are_frozen_and_strict() -> None:
 
 def test_round_trip_through_json() -> None:
     raw = make(title="서울 <b>증시</b> 상승", content="본문")
-    analysis = Analysis(sentiment="positive", sentiment_score=0.4, keywords=["증시", "증시", "서울"],
-                        importance_score=6.5, language="ko")
+    analysis = Analysis(
+        sentiment="positive",
+        sentiment_score=0.4,
+        keywords=["증시", "증시", "서울"],
+        importance_score=6.5,
+        language="ko",
+    )
     analyzed = AnalyzedArticle.from_raw(raw, analysis)
     again = AnalyzedArticle.model_validate_json(analyzed.model_dump_json())
     assert again == analyzed
@@ -147,6 +154,6 @@ def test_round_trip_through_json() -> None:
 
 
 def test_dead_letter_keeps_original_bytes() -> None:
-    for payload in (b"\xff\xfe not utf-8", "plain text".encode(), b""):
+    for payload in (b"\xff\xfe not utf-8", b"plain text", b""):
         letter = DeadLetter.wrap(payload, stage="test", error="bad", key=b"k")
         assert DeadLetter.model_validate_json(letter.model_dump_json()).original_bytes() == payload
