@@ -58,3 +58,22 @@ def test_dockerignore_keeps_secrets_and_state_out() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     for entry in (".env", ".git", ".venv", "frontend/node_modules"):
         assert entry in ignored
+
+
+@pytest.mark.parametrize(
+    ("fragment", "images"),
+    [
+        ("Makefile", ["Dockerfile.producer"]),
+        ("mk/inference.mk", ["Dockerfile.inference", "Dockerfile.worker"]),
+    ],
+)
+def test_images_carry_the_packages_make_installs_without_dependencies(fragment: str, images: list[str]) -> None:
+    """Packages `make install` adds with --no-deps (not in pyproject's list) must be in the images too."""
+    path = ROOT / fragment
+    if not path.is_file():
+        pytest.skip(f"{fragment} not present")
+    pins = set(re.findall(r"--no-deps\s+([A-Za-z0-9_.-]+==[0-9][^\s)]*)", path.read_text()))
+    for image in images:
+        text = (ROOT / image).read_text()
+        for pin in pins:
+            assert pin in text, f"{image} lacks {pin}, which {fragment} installs with --no-deps"
