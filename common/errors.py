@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BrokerError",
     "ConfigError",
     "DeadLetterError",
     "InvalidArticle",
@@ -11,7 +12,9 @@ __all__ = [
     "ProviderRateLimited",
     "ProviderTimeout",
     "ProviderUnavailable",
+    "SourceDisabled",
     "SourceError",
+    "SourceRateLimited",
     "StoreError",
 ]
 
@@ -63,3 +66,19 @@ class StoreError(NewsSuiteError):
 
 class DeadLetterError(NewsSuiteError):
     """A message could not even be dead-lettered."""
+
+
+class SourceDisabled(SourceError):
+    """A source cannot work until its configuration changes (a refused key, a parameter the API rejects)."""
+
+
+class SourceRateLimited(SourceError):
+    """A source asked us to slow down; `retry_after` is its hint in seconds, if any."""
+
+    def __init__(self, message: str, *, code: str = "rateLimited", retry_after: float | None = None) -> None:
+        super().__init__(message, code=code, retryable=False)
+        self.retry_after = retry_after
+
+
+class BrokerError(NewsSuiteError):
+    """Kafka refused a record or did not acknowledge it in time."""

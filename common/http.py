@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
-from common.errors import InvalidArticle, NewsSuiteError, ProviderError, StoreError
+from common.errors import BrokerError, InvalidArticle, NewsSuiteError, ProviderError, StoreError
 from common.metrics import CONTENT_TYPE_LATEST, render
 
 __all__ = ["ReadinessCheck", "configure_logging", "install_error_handlers", "ops_router"]
@@ -47,5 +47,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NewsSuiteError)
     async def _handle(_: Request, exc: NewsSuiteError) -> JSONResponse:
-        status = 422 if isinstance(exc, InvalidArticle) else 503 if isinstance(exc, StoreError | ProviderError) else 500
+        unavailable = isinstance(exc, StoreError | ProviderError | BrokerError)
+        status = 422 if isinstance(exc, InvalidArticle) else 503 if unavailable else 500
         return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)

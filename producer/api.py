@@ -1,16 +1,34 @@
-"""Producer routes: status, push of article batches, health and metrics."""
+"""Producer routes: per-source status, fetch-now, push of article batches, health and metrics."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from common.http import ops_router
-from producer.deps import PublisherDep, SettingsDep
+from producer.deps import PollerDep, PublisherDep, SettingsDep
+from producer.poller import PollReport
 
-__all__ = ["router"]
+__all__ = ["PushStats", "router"]
+
+_NO_SOURCES = (
+    "no network sources configured: set NEWSAPI__API_KEY for NewsAPI.org and/or PRODUCER__RSS_FEEDS "
+    "(a JSON list of feed URLs) for RSS/Atom; POST /articles and `python -m producer.replay` work without either"
+)
+
+
+@dataclass
+class PushStats:
+    """Counts of `POST /articles`, shown in `GET /` beside the polled sources."""
+
+    requests: int = 0
+    fetched: int = 0
+    sent: int = 0
+    duplicates: int = 0
+    invalid: int = 0
 
 
 class PushResult(BaseModel):
@@ -31,9 +49,22 @@ class PushRequest(BaseModel):
     articles: list[dict[str, Any]] = Field(min_length=1)
 
 
+class FetchNowResponse(BaseModel):
+    fetched: int
+    sent: int
+    duplicates: int
+    invalid: int
+    errors: int
+    sources: list[dict[str, Any]]
+
+
 async def _readiness(request: Request) -> dict[str, bool]:
     kafka = getattr(request.app.state, "kafka", None)
-    return {"kafka": kafka is not None and not kafka._closed}
+    checks = {"kafka": kafka is not None and not kafka._closed}
+    dedup = getattr(request.app.state, "dedup", None)
+    if dedup is not None:
+        checks["redis"] = await dedup.ping()
+    return checks
 
 
 router = APIRouter()
@@ -41,22 +72,77 @@ router.include_router(ops_router(lambda r: r.app.state.registry, _readiness))
 
 
 @router.get("/")
-async def status(settings: SettingsDep) -> dict[str, Any]:
-    return {"service": "producer", "status": "running", "topic": settings.kafka.topics.raw_topic}
+async def status(request: Request, settings: SettingsDep, poller: PollerDep) -> dict[str, Any]:
+    """The service and, per source: enabled, last success, last error, articles fetched/sent/duplicates/invalid."""
+    body: dict[str, Any] = {
+        "service": "producer",
+        "status": "running",
+        "topic": settings.kafka.topics.raw_topic,
+        "polling": settings.producer.polling,
+        "dedup": settings.producer.dedup,
+        "newsapi": "enabled" if settings.newsapi.enabled else "disabled: NEWSAPI__API_KEY is not set",
+        "sources": {name: s.public() for name, s in poller.status.items()},
+        "push": asdict(request.app.state.push_stats),
+    }
+    if not poller.sources:
+        body["note"] = _NO_SOURCES
+    return body
+
+
+@router.get("/sources")
+async def sources(poller: PollerDep) -> list[dict[str, Any]]:
+    """Every configured source with its kind, interval and settings (never a secret)."""
+    return [
+        {
+            "name": s.name,
+            "kind": s.kind,
+            "interval_seconds": s.interval,
+            "enabled": poller.status[s.name].enabled,
+            **s.describe(),
+        }
+        for s in poller.sources.values()
+    ]
+
+
+@router.post("/fetch-now", response_model=FetchNowResponse)
+async def fetch_now(
+    poller: PollerDep, source: str | None = Query(default=None, description="one source by name; all if absent")
+) -> FetchNowResponse:
+    """Poll every source (or the one named) now, concurrently, and answer with what each gave."""
+    if source is not None and source not in poller.sources:
+        raise HTTPException(404, f"no source named {source!r}; configured: {sorted(poller.sources)}")
+    reports: list[PollReport] = await poller.poll_many(None if source is None else [source])
+    return FetchNowResponse(
+        fetched=sum(r.fetched for r in reports),
+        sent=sum(r.sent for r in reports),
+        duplicates=sum(r.duplicates for r in reports),
+        invalid=sum(r.invalid for r in reports),
+        errors=sum(r.error is not None for r in reports),
+        sources=[asdict(r) for r in reports],
+    )
 
 
 @router.post("/articles", response_model=PushResponse)
-async def push_articles(body: PushRequest, publisher: PublisherDep, settings: SettingsDep) -> PushResponse:
-    """Validate each article and produce the valid ones; the answer says what became of each item."""
+async def push_articles(
+    request: Request, body: PushRequest, publisher: PublisherDep, settings: SettingsDep
+) -> PushResponse:
+    """Validate each article and produce the valid, new ones; the answer says what became of each item."""
     if len(body.articles) > settings.producer.max_push_items:
         raise HTTPException(
             413, f"at most {settings.producer.max_push_items} articles per request, got {len(body.articles)}"
         )
     results = await publisher.publish(body.articles)
     items = [PushResult(index=r.index, status=r.status, id=r.id, reason=r.reason) for r in results]
-    return PushResponse(
+    response = PushResponse(
         accepted=sum(r.status == "accepted" for r in items),
         duplicate=sum(r.status == "duplicate" for r in items),
         rejected=sum(r.status == "rejected" for r in items),
         items=items,
     )
+    stats: PushStats = request.app.state.push_stats
+    stats.requests += 1
+    stats.fetched += len(items)
+    stats.sent += response.accepted
+    stats.duplicates += response.duplicate
+    stats.invalid += response.rejected
+    return response

@@ -5,17 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
+from redis.asyncio import Redis
 
 from common.http import configure_logging, install_error_handlers
 from common.kafka import ensure_topics, make_producer, wait_for_kafka
 from common.metrics import ProducerMetrics
-from producer.api import router
+from producer.api import PushStats, router
+from producer.dedup import RedisDedup
 from producer.kafka_sink import KafkaSink
+from producer.poller import Poller
 from producer.service import Publisher
 from producer.settings import ProducerSettings, get_settings
+from producer.sources import build_sources
 
 __all__ = ["app", "create_app"]
 
@@ -24,6 +29,7 @@ def create_app(settings: ProducerSettings | None = None, registry: CollectorRegi
     settings = settings or get_settings()
     registry = registry or REGISTRY
     configure_logging(settings.log_level)
+    cfg = settings.producer
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,18 +37,61 @@ def create_app(settings: ProducerSettings | None = None, registry: CollectorRegi
         await wait_for_kafka(settings.kafka)
         await ensure_topics(settings.kafka, [topics.raw_topic, topics.analyzed_topic, topics.dlq_topic])
         producer = make_producer(settings.kafka, client_id="news-producer")
+        redis = Redis.from_url(settings.redis.url)
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(cfg.http_timeout_seconds),
+            headers={"User-Agent": cfg.user_agent},
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=cfg.concurrency * 2),
+        )
         await producer.start()
+        sink = KafkaSink(producer, settings.kafka)
+        dedup = (
+            RedisDedup(
+                redis,
+                prefix=f"{settings.redis.key_prefix}producer:",
+                instance=cfg.instance_id,
+                ttl_seconds=cfg.dedup_ttl_seconds,
+                lease_seconds=cfg.dedup_lease_seconds,
+            )
+            if cfg.dedup
+            else None
+        )
+
+        def publisher_for(source: str, busy_wait: float = 0.0) -> Publisher:
+            return Publisher(
+                sink, app.state.metrics, source=source, dedup=dedup, chunk=cfg.publish_chunk, busy_wait=busy_wait
+            )
+
+        poller = Poller(
+            build_sources(settings),
+            publisher_for,
+            client,
+            app.state.metrics,
+            concurrency=cfg.concurrency,
+            jitter=cfg.jitter,
+            max_backoff=cfg.max_backoff_seconds,
+        )
         app.state.kafka = producer
-        app.state.publisher = Publisher(KafkaSink(producer, topics), app.state.metrics, source="push")
+        app.state.redis = redis
+        app.state.dedup = dedup
+        app.state.poller = poller
+        app.state.publisher = publisher_for("push", busy_wait=2.0)
+        if cfg.polling:
+            poller.start()
         try:
             yield
         finally:
+            await poller.stop()
+            await client.aclose()
             await producer.stop()
+            await redis.aclose()
 
     app = FastAPI(title="News producer", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.registry = registry
     app.state.metrics = ProducerMetrics.create(registry)
+    app.state.push_stats = PushStats()
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

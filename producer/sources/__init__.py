@@ -1,0 +1,30 @@
+"""News sources the producer polls: NewsAPI.org queries and RSS/Atom feeds, built from settings."""
+
+from __future__ import annotations
+
+from producer.settings import ProducerSettings
+from producer.sources.base import FetchResult, HttpPolicy, Source
+from producer.sources.newsapi import NewsAPISource, map_newsapi_article
+from producer.sources.rss import FeedSource, map_feed_entry
+
+__all__ = [
+    "FeedSource",
+    "FetchResult",
+    "HttpPolicy",
+    "NewsAPISource",
+    "Source",
+    "build_sources",
+    "map_feed_entry",
+    "map_newsapi_article",
+]
+
+
+def build_sources(settings: ProducerSettings) -> list[Source]:
+    """Every configured network source; NewsAPI only with a key, RSS only with URLs."""
+    cfg = settings.producer
+    policy = HttpPolicy(attempts=cfg.retry_attempts, max_wait=cfg.retry_max_wait_seconds)
+    sources: list[Source] = []
+    if settings.newsapi.enabled:
+        sources.extend(NewsAPISource(q, settings.newsapi, policy) for q in settings.newsapi.queries)
+    sources.extend(FeedSource(feed, cfg.rss_interval_seconds, policy) for feed in cfg.rss_feeds)
+    return sources
