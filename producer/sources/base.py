@@ -56,7 +56,7 @@ class Source(abc.ABC):
 
 
 def _wait(policy: HttpPolicy) -> Callable[[RetryCallState], float]:
-    backoff = wait_exponential_jitter(initial=policy.initial_wait, max=policy.max_wait)
+    backoff = wait_exponential_jitter(multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.initial_wait)
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
