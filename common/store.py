@@ -1,29 +1,62 @@
-"""Typed Redis access to analysed articles: idempotent writes, indexes that stay consistent with expiry.
+"""Typed Redis access to analysed articles: idempotent writes, filtered and paged reads, a resumable event log.
 
 Layout (every key under the configured prefix):
-  article:{id}     hash {json, v}: the AnalyzedArticle JSON and its version (analyzed_at, epoch ms); TTL
-  idx:recent       sorted set id -> published_at (epoch s)
-  idx:top          sorted set id -> importance_score
-  events           pub/sub channel: JSON of each newly stored or replaced article, for WebSocket fan-out
+  article:{id}          hash {json, v}: the AnalyzedArticle JSON and its version (analyzed_at, epoch ms); TTL
+  ix:{id}               the secondary index keys the article is in, newline-separated (TTL + a day), so a
+                        replacement or the sweeper can take it out of indexes it is no longer in
+  idx:recent            sorted set id -> published_at (epoch s)
+  idx:top               sorted set id -> importance_score
+  idx:{field}:{value}   sorted set id -> published_at, field one of sentiment, source, category, language,
+                        entity (values normalised: whitespace collapsed, case-folded)
+  idx:expiry            sorted set id -> when its record expires (epoch s); the sweeper's work list
+  events                stream of {a: id, v: version}, one entry per stored or replaced article, at most
+                        `stream_maxlen` long; the entry id is the WebSocket resume cursor
+  events:trimmed        id of the newest entry trimmed from `events` (a cursor below it cannot be resumed)
 
 A write is one Lua script, so it is atomic: the same analysis twice leaves one entry and is not
-announced twice; an older analysis never replaces a newer one. Index entries whose record has
-expired are dropped when read, so no client ever sees an id without its article.
+announced twice; an older analysis never replaces a newer one; a newer one moves the article between
+secondary indexes. Reads load every record they return, so an id whose record has expired is never
+returned; `sweep()` (run periodically and on any such miss) then removes it from every index.
+Scripts name keys they derive from `ix:{id}` at run time: this needs a single Redis, not a cluster.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import binascii
+import re
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common.errors import StoreError
-from common.schemas import AnalyzedArticle
+from common.schemas import AnalyzedArticle, Sentiment
 
-__all__ = ["ArticleStore", "PutResult"]
+__all__ = [
+    "FILTER_FIELDS",
+    "ArticleFilters",
+    "ArticleStore",
+    "InvalidCursor",
+    "Order",
+    "Page",
+    "PutResult",
+    "StoredEvent",
+    "normalise",
+]
+
+Order = Literal["recent", "top"]
+FILTER_FIELDS: tuple[str, ...] = ("sentiment", "source", "category", "language", "entity")
+_SWEEP_GRACE_S = 24 * 3600
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SCORE = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?(e[+-]?[0-9]{1,3})?")
 
 
 class PutResult(IntEnum):
@@ -32,33 +65,243 @@ class PutResult(IntEnum):
     REPLACED = 2  # a newer analysis of a stored article
 
 
+class InvalidCursor(ValueError):
+    """A paging cursor this store did not write (or wrote for the other order)."""
+
+
+def normalise(value: str) -> str:
+    """How filter values and indexed values are compared: whitespace collapsed, case-folded."""
+    return " ".join(value.split()).casefold()
+
+
+FilterText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+class ArticleFilters(BaseModel):
+    """Filters shared by REST queries and WebSocket subscriptions; every one given must match."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sentiment: Sentiment | None = None
+    source: FilterText | None = Field(default=None, description="source name, case-insensitive")
+    category: FilterText | None = Field(default=None, description="category, case-insensitive")
+    language: FilterText | None = Field(default=None, description="language code, case-insensitive")
+    entity: FilterText | None = Field(default=None, description="an entity's text, case-insensitive")
+
+    def active(self) -> dict[str, str]:
+        return {f: normalise(v) for f in FILTER_FIELDS if (v := getattr(self, f))}
+
+    def matches(self, article: AnalyzedArticle) -> bool:
+        values = _index_values(article)
+        return all(v in values[f] for f, v in self.active().items())
+
+
+def _index_values(article: AnalyzedArticle) -> dict[str, set[str]]:
+    a = article.analysis
+    return {
+        "sentiment": {a.sentiment},
+        "source": {normalise(article.source)},
+        "category": {normalise(a.category)},
+        "language": {normalise(a.language)},
+        "entity": {normalise(e.text) for e in a.entities},
+    }
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[AnalyzedArticle]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One entry of the event stream whose record is still current: what a WebSocket client is sent."""
+
+    cursor: str
+    article: AnalyzedArticle
+    json: str
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def stream_id(value: str) -> tuple[int, int]:
+    """Parse a stream entry id (`<ms>-<seq>`) for comparison; ValueError when it is not one."""
+    ms, sep, seq = value.partition("-")
+    if not sep or not ms.isdigit() or not seq.isdigit() or len(ms) > 20 or len(seq) > 20:
+        raise ValueError(f"not a stream id: {value[:40]!r}")
+    return int(ms), int(seq)
+
+
+def epoch_seconds(value: datetime) -> float:
+    """Seconds since the epoch; a naive datetime is taken as UTC (never the host's zone)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH).total_seconds()
+
+
 _PUT = """
+-- KEYS: 1 record, 2 ix, 3 recent, 4 top, 5 expiry, 6 stream, 7 trimmed, 8.. secondary indexes
+-- ARGV: 1 json, 2 version, 3 ttl, 4 published_at, 5 importance, 6 id, 7 expire_at, 8 ix ttl, 9 stream maxlen
 local cur = redis.call('HGET', KEYS[1], 'v')
 if cur and tonumber(cur) >= tonumber(ARGV[2]) then
-  return 0
+  return {0, false}
 end
+local old = redis.call('GET', KEYS[2])
+if old then
+  for key in string.gmatch(old, '[^\\n]+') do redis.call('ZREM', key, ARGV[6]) end
+end
+local names = {}
+for i = 8, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[4], ARGV[6])
+  names[#names + 1] = KEYS[i]
+end
+redis.call('SET', KEYS[2], table.concat(names, '\\n'), 'EX', ARGV[8])
 redis.call('HSET', KEYS[1], 'json', ARGV[1], 'v', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
-redis.call('PUBLISH', KEYS[4], ARGV[1])
-if cur then return 2 end
-return 1
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
+redis.call('ZADD', KEYS[5], ARGV[7], ARGV[6])
+local maxlen = tonumber(ARGV[9])
+local n = redis.call('XLEN', KEYS[6])
+if n >= maxlen then
+  local gone = redis.call('XRANGE', KEYS[6], '-', '+', 'COUNT', n - maxlen + 1)
+  redis.call('SET', KEYS[7], gone[#gone][1])
+  redis.call('XTRIM', KEYS[6], 'MAXLEN', maxlen - 1)
+end
+local sid = redis.call('XADD', KEYS[6], '*', 'a', ARGV[6], 'v', ARGV[2])
+if cur then return {2, sid} end
+return {1, sid}
+"""
+
+_SWEEP = """
+-- KEYS: 1 expiry, 2 recent, 3 top; ARGV: 1 now, 2 max ids, 3 record key prefix, 4 ix key prefix
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local removed = 0
+for _, id in ipairs(ids) do
+  local ttl = redis.call('TTL', ARGV[3] .. id)
+  if ttl > 0 then
+    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + ttl, id)
+  elseif ttl == -1 then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    local ix = redis.call('GET', ARGV[4] .. id)
+    if ix then
+      for key in string.gmatch(ix, '[^\\n]+') do redis.call('ZREM', key, id) end
+    end
+    redis.call('DEL', ARGV[4] .. id, ARGV[3] .. id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('ZREM', KEYS[1], id)
+    removed = removed + 1
+  end
+end
+return removed
+"""
+
+_QUERY = """
+-- KEYS: 1 scratch, 2 order index, 3 recent, 4.. filter indexes
+-- ARGV: 1 order, 2 since ('-inf' or number), 3 max score ('+inf' or the cursor's), 4 cursor id or '', 5 count
+local src = KEYS[2]
+local since = ARGV[2]
+local nf = #KEYS - 3
+if nf == 1 and ARGV[1] == 'recent' then
+  src = KEYS[4]  -- one filter index is already scored by publication time
+elseif nf > 0 or (ARGV[1] == 'top' and since ~= '-inf') then
+  local args = {'ZINTERSTORE', KEYS[1], nf + 1, KEYS[3]}
+  for i = 4, #KEYS do args[#args + 1] = KEYS[i] end
+  args[#args + 1] = 'WEIGHTS'
+  args[#args + 1] = 1
+  for i = 4, #KEYS do args[#args + 1] = 0 end
+  redis.call(unpack(args))
+  if since ~= '-inf' then
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. since)
+    since = '-inf'
+  end
+  if ARGV[1] == 'top' then
+    redis.call('ZINTERSTORE', KEYS[1], 2, KEYS[1], KEYS[2], 'WEIGHTS', 0, 1)
+  end
+  src = KEYS[1]
+end
+if ARGV[1] == 'top' then since = '-inf' end
+local want = tonumber(ARGV[5]) * 2
+local cid = ARGV[4]
+local maxs = ARGV[3]
+local maxn = tonumber(maxs)
+local out = {}
+local offset = 0
+local batch = tonumber(ARGV[5]) + 32
+while #out < want do
+  local rows = redis.call('ZREVRANGEBYSCORE', src, maxs, since, 'WITHSCORES', 'LIMIT', offset, batch)
+  if #rows == 0 then break end
+  for i = 1, #rows, 2 do
+    if cid == '' or tonumber(rows[i + 1]) < maxn or rows[i] < cid then
+      out[#out + 1] = rows[i]
+      out[#out + 1] = rows[i + 1]
+      if #out >= want then break end
+    end
+  end
+  offset = offset + batch
+end
+if src == KEYS[1] then redis.call('DEL', KEYS[1]) end
+return out
 """
 
 
+def _encode_cursor(order: Order, score: str, article_id: str) -> str:
+    raw = f"{order[0]}|{score}|{article_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(order: Order, cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        kind, score, article_id = raw.split("|")
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise InvalidCursor("not a cursor returned by this API") from exc
+    if kind != order[0]:
+        raise InvalidCursor(f"this cursor pages another list, not /news/{order}")
+    if not _SCORE.fullmatch(score):
+        raise InvalidCursor("not a cursor returned by this API")
+    if len(article_id) != 32 or any(c not in "0123456789abcdef" for c in article_id):
+        raise InvalidCursor("not a cursor returned by this API")
+    return score, article_id
+
+
 class ArticleStore:
-    def __init__(self, redis: Redis, *, prefix: str = "news:", ttl_seconds: int = 7 * 24 * 3600) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "news:",
+        ttl_seconds: int = 7 * 24 * 3600,
+        stream_maxlen: int = 10_000,
+    ) -> None:
+        if stream_maxlen < 1:
+            raise ValueError("stream_maxlen must be at least 1")
         self._redis = redis
         self._prefix = prefix
         self._ttl = ttl_seconds
+        self._stream_maxlen = stream_maxlen
         self._put = redis.register_script(_PUT)
+        self._sweep = redis.register_script(_SWEEP)
+        self._query = redis.register_script(_QUERY)
         self.recent_key = f"{prefix}idx:recent"
         self.top_key = f"{prefix}idx:top"
-        self.channel = f"{prefix}events"
+        self.expiry_key = f"{prefix}idx:expiry"
+        self.stream_key = f"{prefix}events"
+        self.trimmed_key = f"{prefix}events:trimmed"
 
     def _article_key(self, article_id: str) -> str:
         return f"{self._prefix}article:{article_id}"
+
+    def _ix_key(self, article_id: str) -> str:
+        return f"{self._prefix}ix:{article_id}"
+
+    def index_key(self, field: str, value: str) -> str:
+        """The secondary index of articles whose `field` is `value` (normalised here)."""
+        return f"{self._prefix}idx:{field}:{normalise(value)}"
 
     async def ping(self) -> bool:
         try:
@@ -66,24 +309,59 @@ class ArticleStore:
         except RedisError:
             return False
 
+    # -- writes -------------------------------------------------------------------------------------
+
     async def put(self, article: AnalyzedArticle) -> PutResult:
+        result, _ = await self.put_with_cursor(article)
+        return result
+
+    async def put_with_cursor(self, article: AnalyzedArticle) -> tuple[PutResult, str | None]:
+        """Store (or replace with a newer analysis) and log the event; the cursor is None for a duplicate."""
         payload = article.model_dump_json()
-        version = int(article.analyzed_at.timestamp() * 1000)
+        version = int(epoch_seconds(article.analyzed_at) * 1000)
+        secondary = sorted(
+            {self.index_key(field, v) for field, values in _index_values(article).items() for v in values}
+        )
         try:
-            result = await self._put(
-                keys=[self._article_key(article.id), self.recent_key, self.top_key, self.channel],
+            result, cursor = await self._put(
+                keys=[
+                    self._article_key(article.id),
+                    self._ix_key(article.id),
+                    self.recent_key,
+                    self.top_key,
+                    self.expiry_key,
+                    self.stream_key,
+                    self.trimmed_key,
+                    *secondary,
+                ],
                 args=[
                     payload,
                     version,
                     self._ttl,
-                    article.published_at.timestamp(),
+                    epoch_seconds(article.published_at),
                     article.analysis.importance_score,
                     article.id,
+                    int(time.time()) + self._ttl,
+                    self._ttl + _SWEEP_GRACE_S,
+                    self._stream_maxlen,
                 ],
             )
         except RedisError as exc:
             raise StoreError(f"could not store article {article.id}: {exc}") from exc
-        return PutResult(int(result))
+        return PutResult(int(result)), None if cursor is None else _text(cursor)
+
+    async def sweep(self, now: float | None = None, max_ids: int = 1_000) -> int:
+        """Remove articles whose record has expired from every index; returns how many."""
+        try:
+            removed = await self._sweep(
+                keys=[self.expiry_key, self.recent_key, self.top_key],
+                args=[time.time() if now is None else now, max_ids, self._article_key(""), self._ix_key("")],
+            )
+        except RedisError as exc:
+            raise StoreError(f"could not sweep expired articles: {exc}") from exc
+        return int(removed)
+
+    # -- reads --------------------------------------------------------------------------------------
 
     async def get(self, article_id: str) -> AnalyzedArticle | None:
         try:
@@ -92,38 +370,141 @@ class ArticleStore:
             raise StoreError(f"could not read article {article_id}: {exc}") from exc
         return None if raw is None else AnalyzedArticle.model_validate_json(raw)
 
-    async def _from_index(self, key: str, limit: int) -> list[AnalyzedArticle]:
-        # Over-fetch a little so that expired ids pruned on the way still leave `limit` results.
-        out: list[AnalyzedArticle] = []
-        start = 0
-        try:
-            while len(out) < limit:
-                ids: Sequence[Any] = await self._redis.zrevrange(key, start, start + limit * 2 - 1)
-                if not ids:
-                    break
-                start += len(ids)
-                records = await self._fetch(ids)
-                stale = [i for i, r in zip(ids, records, strict=True) if r is None]
-                if stale:
-                    await self._redis.zrem(self.recent_key, *stale)
-                    await self._redis.zrem(self.top_key, *stale)
-                    start -= len(stale)
-                out.extend(AnalyzedArticle.model_validate_json(r) for r in records if r is not None)
-        except RedisError as exc:
-            raise StoreError(f"could not read index {key}: {exc}") from exc
-        return out[:limit]
+    async def query(
+        self,
+        order: Order,
+        limit: int,
+        *,
+        filters: ArticleFilters | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+    ) -> Page:
+        """One page, newest (recent) or most important (top) first; `cursor` continues a previous page.
 
-    async def _fetch(self, ids: Sequence[Any]) -> list[Any]:
+        Order is (score, id) descending, so pages neither skip nor repeat an article even while new ones
+        arrive. `since` keeps articles published at or after it. Raises InvalidCursor for a bad cursor.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        filters = filters or ArticleFilters()
+        max_score, after_id = ("+inf", "") if cursor is None else _decode_cursor(order, cursor)
+        since_arg = "-inf" if since is None else repr(epoch_seconds(since))
+        filter_keys = [self.index_key(f, v) for f, v in sorted(filters.active().items())]
+        keys = [
+            f"{self._prefix}scratch:{uuid.uuid4().hex}",
+            self.recent_key if order == "recent" else self.top_key,
+            self.recent_key,
+            *filter_keys,
+        ]
+        since_s = None if since is None else epoch_seconds(since)
+        found: list[tuple[AnalyzedArticle, str]] = []
+        stale = False
+        try:
+            while len(found) <= limit:
+                want = limit + 1 - len(found)
+                rows: Sequence[Any] = await self._query(keys=keys, args=[order, since_arg, max_score, after_id, want])
+                if not rows:
+                    break
+                ids = [_text(r) for r in rows[0::2]]
+                scores = [_text(r) for r in rows[1::2]]
+                records = await self._fetch(ids)
+                for score, raw in zip(scores, records, strict=True):
+                    if raw is None:
+                        stale = True
+                        continue
+                    article = AnalyzedArticle.model_validate_json(raw)
+                    if filters.matches(article) and (since_s is None or epoch_seconds(article.published_at) >= since_s):
+                        found.append((article, score))
+                max_score, after_id = scores[-1], ids[-1]
+                if len(ids) < want:
+                    break
+            if stale:
+                await self.sweep()
+        except RedisError as exc:
+            raise StoreError(f"could not read /news/{order}: {exc}") from exc
+        page = found[:limit]
+        next_cursor = None
+        if len(found) > limit:
+            last, score = page[-1]
+            next_cursor = _encode_cursor(order, score, last.id)
+        return Page([a for a, _ in page], next_cursor)
+
+    async def _fetch(self, ids: Iterable[str]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for i in ids:
-                pipe.hget(self._article_key(i.decode() if isinstance(i, bytes) else i), "json")
+                pipe.hget(self._article_key(i), "json")
             return list(await pipe.execute())
 
     async def recent(self, limit: int = 20) -> list[AnalyzedArticle]:
-        return await self._from_index(self.recent_key, limit)
+        return (await self.query("recent", limit)).items
 
     async def top(self, limit: int = 10) -> list[AnalyzedArticle]:
-        return await self._from_index(self.top_key, limit)
+        return (await self.query("top", limit)).items
 
     async def count(self) -> int:
-        return int(await self._redis.zcard(self.recent_key))
+        try:
+            return int(await self._redis.zcard(self.recent_key))
+        except RedisError as exc:
+            raise StoreError(f"could not count articles: {exc}") from exc
+
+    # -- event stream (WebSocket fan-out and resume) ------------------------------------------------
+
+    async def last_cursor(self) -> str:
+        """Id of the newest event ("0-0" when there is none yet): the cursor of "now"."""
+        try:
+            last: Any = await self._redis.xrevrange(self.stream_key, count=1)
+        except RedisError as exc:
+            raise StoreError(f"could not read the event stream: {exc}") from exc
+        return _text(last[0][0]) if last else "0-0"
+
+    async def can_resume(self, cursor: str) -> bool:
+        """Whether every event after `cursor` is still in the stream (and the cursor is not from the future)."""
+        position = stream_id(cursor)
+        try:
+            trimmed = await self._redis.get(self.trimmed_key)
+        except RedisError as exc:
+            raise StoreError(f"could not read the event stream: {exc}") from exc
+        if trimmed is not None and position < stream_id(_text(trimmed)):
+            return False
+        return position <= stream_id(await self.last_cursor())
+
+    async def read_events(
+        self, after: str, *, block_ms: int = 5_000, count: int = 100
+    ) -> tuple[str, list[StoredEvent]]:
+        """Wait up to `block_ms` for events after `after`; returns the new position and the current ones."""
+        try:
+            reply: Any = await self._redis.xread({self.stream_key: after}, count=count, block=block_ms)
+        except RedisError as exc:
+            raise StoreError(f"could not read the event stream: {exc}") from exc
+        entries = list(reply[0][1]) if reply else []
+        if not entries:
+            return after, []
+        return _text(entries[-1][0]), await self._current(entries)
+
+    async def events_after(self, after: str, *, count: int) -> tuple[str, list[StoredEvent]]:
+        """Events logged after `after` (up to `count` entries, oldest first) and the position reached."""
+        try:
+            entries: Any = await self._redis.xrange(self.stream_key, min=f"({after}", count=count)
+        except RedisError as exc:
+            raise StoreError(f"could not read the event stream: {exc}") from exc
+        if not entries:
+            return after, []
+        return _text(entries[-1][0]), await self._current(entries)
+
+    async def _current(self, entries: Sequence[Any]) -> list[StoredEvent]:
+        # An entry is delivered only while its version is the stored one: a replaced analysis is
+        # delivered by its own later entry, an expired one not at all.
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for _, fields in entries:
+                    pipe.hmget(self._article_key(_text(fields[b"a"])), ["json", "v"])
+                records = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"could not read the event stream: {exc}") from exc
+        out = []
+        for (entry_id, fields), (raw, version) in zip(entries, records, strict=True):
+            if raw is None or version is None or _text(version) != _text(fields[b"v"]):
+                continue
+            json = _text(raw)
+            out.append(StoredEvent(_text(entry_id), AnalyzedArticle.model_validate_json(json), json))
+        return out

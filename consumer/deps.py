@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from common.stats import StatsStore
 from common.store import ArticleStore
 from consumer.settings import ConsumerSettings
 from consumer.ws import Hub
 
-__all__ = ["HubDep", "SettingsDep", "StoreDep"]
+__all__ = ["HubDep", "SettingsDep", "StatsDep", "StoreDep"]
 
 
 def _store(request: HTTPConnection) -> ArticleStore:
@@ -31,3 +32,10 @@ def _hub(request: HTTPConnection) -> Hub:
 
 
 HubDep = Annotated[Hub, Depends(_hub)]
+
+
+def _stats(request: HTTPConnection) -> StatsStore:
+    return request.app.state.stats  # type: ignore[no-any-return]
+
+
+StatsDep = Annotated[StatsStore, Depends(_stats)]

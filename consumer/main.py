@@ -9,17 +9,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaConsumer
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from common.http import configure_logging, install_error_handlers
+from common.errors import StoreError
+from common.http import bearer_auth, configure_logging, install_error_handlers
 from common.kafka import ensure_topics, make_producer, wait_for_kafka
 from common.metrics import ConsumerMetrics
+from common.stats import StatsStore
 from common.store import ArticleStore
-from consumer.api import router
+from consumer.api import NEXT_CURSOR_HEADER, ops, router, ws_router
 from consumer.service import Ingestor
 from consumer.settings import ConsumerSettings, get_settings
 from consumer.ws import Hub
@@ -29,22 +30,38 @@ __all__ = ["app", "create_app"]
 log = logging.getLogger(__name__)
 
 
-async def _fan_out(redis: Redis, store: ArticleStore, hub: Hub) -> None:
-    """Relay the store's pub/sub channel to this replica's WebSocket clients (every replica sees every article)."""
+async def _fan_out(store: ArticleStore, hub: Hub) -> None:
+    """Relay the store's event stream to this replica's WebSocket clients (every replica sees every article).
+
+    A stream rather than pub/sub: a replica that loses Redis for a moment picks up where it was, and
+    the same stream lets a reconnecting client resume from its cursor (see api.live)."""
     delay = 0.5
+    position: str | None = None
     while True:
         try:
-            async with redis.pubsub() as pubsub:
-                await pubsub.subscribe(store.channel)
-                delay = 0.5
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        data = message["data"]
-                        hub.broadcast(data.decode("utf-8") if isinstance(data, bytes) else data)
-        except (RedisError, OSError) as exc:
-            log.warning("Redis pub/sub lost (%s); resubscribing in %.1fs", exc, delay)
+            if position is None:
+                position = await store.last_cursor()
+                hub.advance(position)
+            position, events = await store.read_events(position, block_ms=5_000)
+            for event in events:
+                hub.broadcast(event)
+            hub.advance(position)
+            delay = 0.5
+        except StoreError as exc:
+            log.warning("event stream unreadable (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+async def _sweep(store: ArticleStore, interval: float) -> None:
+    """Take expired articles out of every index (reads skip them anyway; this keeps the indexes small)."""
+    while True:
+        try:
+            while await store.sweep() >= 1_000:
+                pass
+        except StoreError as exc:
+            log.warning("sweep failed (%s)", exc)
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -57,7 +74,13 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         topics = settings.kafka.topics
         redis = Redis.from_url(settings.redis.url, health_check_interval=30)
-        store = ArticleStore(redis, prefix=settings.redis.key_prefix, ttl_seconds=settings.redis.ttl_seconds)
+        store = ArticleStore(
+            redis,
+            prefix=settings.redis.key_prefix,
+            ttl_seconds=settings.redis.ttl_seconds,
+            stream_maxlen=settings.consumer.stream_maxlen,
+        )
+        stats = StatsStore(redis, prefix=settings.redis.key_prefix, ttl_seconds=settings.redis.ttl_seconds)
         await wait_for_kafka(settings.kafka)
         await ensure_topics(settings.kafka, [topics.analyzed_topic, topics.dlq_topic])
         consumer = AIOKafkaConsumer(
@@ -71,14 +94,15 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
         dlq = make_producer(settings.kafka, client_id="news-consumer-dlq")
         await consumer.start()
         await dlq.start()
-        hub = Hub(metrics, queue_size=settings.consumer.ws_queue_size)
+        hub = Hub(metrics, queue_size=settings.consumer.ws_queue_size, ping_interval=settings.consumer.ws_ping_interval)
         ingestor = Ingestor(
             consumer, dlq, topics.dlq_topic, store, metrics, max_records=settings.consumer.max_poll_records
         )
-        app.state.store, app.state.hub, app.state.ingestor = store, hub, ingestor
+        app.state.store, app.state.stats, app.state.hub, app.state.ingestor = store, stats, hub, ingestor
         tasks = [
             asyncio.create_task(ingestor.run(), name="ingest"),
-            asyncio.create_task(_fan_out(redis, store, hub), name="fan-out"),
+            asyncio.create_task(_fan_out(store, hub), name="fan-out"),
+            asyncio.create_task(_sweep(store, settings.consumer.sweep_interval), name="sweep"),
         ]
         try:
             yield
@@ -99,9 +123,12 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
         allow_origins=settings.cors_origins,
         allow_methods=["GET"],
         allow_headers=["Authorization", "Content-Type"],
+        expose_headers=[NEXT_CURSOR_HEADER],
     )
     install_error_handlers(app)
-    app.include_router(router)
+    app.include_router(ops)
+    app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))])
+    app.include_router(ws_router)
     return app
 
 

@@ -18,6 +18,11 @@ class ConsumerConfig(BaseModel):
     initial_data_limit: int = Field(default=20, ge=0, le=200)
     ws_queue_size: int = Field(default=256, ge=1, le=100_000)
     ws_ping_interval: float = Field(default=20.0, gt=0)
+    # Events kept for WebSocket resume (a Redis stream), and the most a resuming client is replayed.
+    stream_maxlen: int = Field(default=10_000, ge=10, le=1_000_000)
+    resume_max: int = Field(default=1_000, ge=1, le=100_000)
+    # How often expired articles are swept out of the indexes (reads never return them regardless).
+    sweep_interval: float = Field(default=30.0, gt=0)
 
 
 class ConsumerSettings(ServiceSettings):
