@@ -101,6 +101,8 @@ class WorkerMetrics:
     batch_size: Histogram
     batch_latency: Histogram
     consumer_lag: Gauge
+    agent_restarts: Counter
+    backpressure: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -121,6 +123,14 @@ class WorkerMetrics:
                 "worker_consumer_lag",
                 "High-water mark minus committed offset",
                 ["topic", "partition"],
+                registry=registry,
+            ),
+            agent_restarts=Counter(
+                "worker_agent_restarts", "Agent crashes (faust restarts the agent)", ["agent"], registry=registry
+            ),
+            backpressure=Gauge(
+                "worker_backpressure",
+                "1 while the inference engine is unavailable and consumption is paused",
                 registry=registry,
             ),
         )

@@ -7,6 +7,7 @@ starts before them would sit with no partitions assigned until its next metadata
 import asyncio
 
 import stream_worker.agents  # noqa: F401  (registers the agents and views)
+import stream_worker.tables  # noqa: F401  (registers the tables and their agents)
 from common.kafka import ensure_topics, wait_for_kafka
 from stream_worker.app import app, settings
 

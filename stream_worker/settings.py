@@ -1,4 +1,4 @@
-"""Stream worker settings (see README's configuration table)."""
+"""Stream worker settings (see README's configuration table, "Stream worker")."""
 
 from __future__ import annotations
 
@@ -20,6 +20,16 @@ class WorkerConfig(BaseModel):
     web_port: int = 6066
     datadir: str = ".run/stream-worker"
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    # Empty: analyse in-process with `inference.engine`; else the inference service's base URL.
+    inference_url: str | None = None
+    inference_timeout: float = Field(default=30.0, gt=0)
+    # An article whose analysis fails (not an outage) is tried this many times, then dead-lettered.
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff: float = Field(default=0.5, ge=0)
+    # While the engine is unavailable the batch waits (backpressure), backing off up to this long.
+    outage_backoff_max: float = Field(default=30.0, gt=0)
+    stats_enabled: bool = True
+    lag_interval: float = Field(default=5.0, gt=0)
 
 
 class WorkerSettings(ServiceSettings):

@@ -1,0 +1,222 @@
+"""How a batch is analysed: in-process or over HTTP, with retries, dead letters and backpressure.
+
+The policy, in one place and free of faust so that it is tested without a broker:
+- an outage (`ProviderError`: engine or inference service unavailable, timing out, rate limited) is
+  nobody's article's fault: the batch waits with capped exponential backoff and is retried whole, so
+  the agent stops taking events (backpressure) instead of dead-lettering a healthy stream;
+- any other failure is narrowed to the articles that cause it: each is tried alone up to
+  `max_attempts` times with backoff and then handed back as a `Failure` with its attempts (the agent
+  dead-letters it);
+- a stop requested while waiting out an outage raises `Abandoned`, so the caller can give the batch
+  back to Kafka instead of committing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+import orjson
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from common.errors import NewsSuiteError, ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
+from common.schemas import Analysis, RawArticle
+
+__all__ = [
+    "Abandoned",
+    "AnalysisRejected",
+    "Analyzer",
+    "Failure",
+    "HttpAnalyzer",
+    "InProcessAnalyzer",
+    "RetryPolicy",
+    "analyze_resilient",
+]
+
+log = logging.getLogger(__name__)
+
+
+class AnalysisRejected(NewsSuiteError):
+    """The inference service refused an article (4xx other than 429): retrying it will not help soon."""
+
+
+class Abandoned(NewsSuiteError):
+    """A stop was requested while the batch waited out an outage; nothing of it was produced."""
+
+
+class Analyzer(Protocol):
+    async def analyze_batch(self, articles: Sequence[RawArticle]) -> list[Analysis]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class InProcessAnalyzer:
+    """The engine in this process (`inference.engine.get_engine()`), imported lazily: it loads models."""
+
+    async def analyze_batch(self, articles: Sequence[RawArticle]) -> list[Analysis]:
+        from inference.engine import get_engine
+
+        return await get_engine().analyze_batch(articles)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class HttpAnalyzer:
+    """The inference service's `POST /v1/analyze/batch`; transport errors become `ProviderError`s."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0, attempts: int = 3) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+        self._attempts = attempts
+
+    async def analyze_batch(self, articles: Sequence[RawArticle]) -> list[Analysis]:
+        # A few quick retries absorb a blip; a longer outage is the caller's backpressure loop.
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(ProviderError),
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential_jitter(initial=0.1, max=1.0),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._post(articles)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post(self, articles: Sequence[RawArticle]) -> list[Analysis]:
+        body = b'{"articles":[' + b",".join(a.model_dump_json().encode("utf-8") for a in articles) + b"]}"
+        try:
+            response = await self._client.post(
+                "/v1/analyze/batch", content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeout(f"inference service timed out: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"inference service unreachable: {exc!r}") from exc
+        if response.status_code == 429:
+            retry_after = response.headers.get("retry-after")
+            hint = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+            raise ProviderRateLimited("inference service rate-limited the worker", retry_after=hint)
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"inference service answered {response.status_code}: {response.text[:300]}")
+        if response.status_code != 200:
+            raise AnalysisRejected(f"inference service answered {response.status_code}: {response.text[:500]}")
+        try:
+            results = orjson.loads(response.content)["results"]
+            analyses = [Analysis.model_validate_json(orjson.dumps(r["analysis"])) for r in results]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AnalysisRejected(f"inference service answered something that is not a batch result: {exc}") from exc
+        if len(analyses) != len(articles):
+            raise AnalysisRejected(f"asked for {len(articles)} analyses, got {len(analyses)}")
+        return analyses
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    backoff: float = 0.5  # first wait after a failed attempt; doubles each time
+    outage_backoff_max: float = 30.0
+
+
+@dataclass
+class Failure:
+    """An article whose analysis kept failing: dead-letter it with these facts."""
+
+    error: str
+    attempts: int
+    first_failure: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+async def _wait(delay: float, stopping: asyncio.Event | None) -> bool:
+    """Sleep `delay` seconds; True if a stop was requested meanwhile."""
+    if stopping is None:
+        await asyncio.sleep(delay)
+        return False
+    try:
+        await asyncio.wait_for(stopping.wait(), timeout=delay)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _outage_safe(
+    call: Callable[[], Any],
+    policy: RetryPolicy,
+    stopping: asyncio.Event | None,
+    on_outage: Callable[[bool], None],
+) -> Any:
+    """Run `call` until it does not fail with a `ProviderError`, backing off; raise `Abandoned` on stop."""
+    delay = min(0.5, policy.outage_backoff_max)
+    in_outage = False
+    try:
+        while True:
+            try:
+                return await call()
+            except ProviderError as exc:
+                if not in_outage:
+                    log.warning("inference unavailable, pausing consumption: %s", exc)
+                    in_outage = True
+                    on_outage(True)
+                hint = exc.retry_after if isinstance(exc, ProviderRateLimited) and exc.retry_after else 0.0
+                if stopping is not None and stopping.is_set():
+                    raise Abandoned(str(exc)) from exc
+                if await _wait(min(max(delay, hint), policy.outage_backoff_max), stopping):
+                    raise Abandoned(str(exc)) from exc
+                delay = min(delay * 2, policy.outage_backoff_max)
+    finally:
+        if in_outage:
+            log.info("inference available again, resuming")
+            on_outage(False)
+
+
+async def analyze_resilient(
+    analyzer: Analyzer,
+    articles: Sequence[RawArticle],
+    policy: RetryPolicy,
+    *,
+    stopping: asyncio.Event | None = None,
+    on_outage: Callable[[bool], None] = lambda _paused: None,
+    on_failure: Callable[[str], None] = lambda _reason: None,
+) -> list[Analysis | Failure]:
+    """One result per article, in order: its `Analysis`, or a `Failure` after `policy.max_attempts`."""
+    if not articles:
+        return []
+    try:
+        return list(await _outage_safe(lambda: analyzer.analyze_batch(articles), policy, stopping, on_outage))
+    except (Abandoned, asyncio.CancelledError):
+        raise
+    except Exception as exc:  # some article breaks the batch: find which, one by one
+        log.warning("batch of %d failed (%r); analysing its articles one by one", len(articles), exc)
+        on_failure(type(exc).__name__)
+        first = datetime.now(UTC)
+    results: list[Analysis | Failure] = []
+    for article in articles:
+        attempts, delay = 0, policy.backoff  # tries of this article alone; the failed batch does not count
+        while True:
+            try:
+                (analysis,) = await _outage_safe(
+                    lambda a=article: analyzer.analyze_batch([a]),  # type: ignore[misc]
+                    policy,
+                    stopping,
+                    on_outage,
+                )
+                results.append(analysis)
+                break
+            except (Abandoned, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                attempts += 1
+                on_failure(type(exc).__name__)
+                if attempts >= policy.max_attempts:
+                    error = f"{type(exc).__name__}: {exc}"[:2_000]
+                    results.append(Failure(error=error, attempts=attempts, first_failure=first))
+                    break
+                await asyncio.sleep(delay)
+                delay *= 2
+    return results
