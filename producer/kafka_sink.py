@@ -52,8 +52,7 @@ class KafkaSink:
         )
         try:
             await consumer.start()
-            await consumer.topics()  # fills the metadata cache
-            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            partitions = [TopicPartition(topic, p) for p in sorted(await self._producer.partitions_for(topic))]
             if not partitions:
                 return found
             consumer.assign(partitions)
