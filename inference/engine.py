@@ -28,12 +28,15 @@ from inference.features import category_text, headline_text
 from inference.importance import NoveltyTracker, importance_score
 from inference.metrics import EngineMetrics
 from inference.providers import HuggingFaceProvider, OpenAIProvider, RemoteAnswer, RemoteProvider
-from inference.resilience import Resilient
+from inference.resilience import CircuitOpen, Resilient
 from inference.settings import REMOTE_TASKS, EngineSettings, get_settings
 
 __all__ = ["ENGINE_VERSION", "Engine", "get_engine"]
 
 ENGINE_VERSION = "0.2.0"
+# Entities and keywords read the headline and the start of the body: NER and YAKE cost grows with length,
+# and a news story's actors and topic are in its first paragraphs.
+_BODY_CHARS = 1_500
 _LOCAL_TASKS = ("language", "sentiment", "category", "keywords", "entities", "importance")
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,10 @@ def _reason(exc: ProviderError) -> str:
         return "rate_limited"
     if isinstance(exc, ProviderTimeout):
         return "timeout"
+    if isinstance(exc, CircuitOpen):
+        return "circuit_open"
     if isinstance(exc, ProviderUnavailable):
-        return "circuit_open" if "circuit open" in str(exc) else "unavailable"
+        return "unavailable"
     return "bad_answer"
 
 
@@ -162,7 +167,7 @@ class Engine:
             self._batchers()
         loop = asyncio.get_running_loop()
         head = headline_text(article.title, article.description)
-        body = f"{head} {article.content or ''}"[:3_000]
+        body = f"{head} {article.content or ''}"[:_BODY_CHARS]
         hint = article.language_hint
         detected = hint if hint else await loop.run_in_executor(self._pool, local.detect_language, head)
         language = detected.split("-")[0].lower()

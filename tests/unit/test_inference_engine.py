@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -35,7 +36,7 @@ def _articles(rows: list[tuple[str, str]], prefix: str) -> list[RawArticle]:
             url=f"https://news.example/{prefix}/{i}",
             title=t,
             description=d,
-            published_at="2024-11-26T05:00:00Z",
+            published_at=datetime(2024, 11, 26, 5, tzinfo=UTC),
             source="Example News",
         )
         for i, (t, d) in enumerate(rows)
@@ -93,7 +94,8 @@ async def test_categories_and_tone_on_clear_cases(engine: Engine) -> None:
 async def test_batch_order_is_kept_under_concurrency(engine: Engine) -> None:
     titles = [f"Parliament debates bill number {i} on housing" for i in range(40)]
     articles = [
-        RawArticle(url=f"https://news.example/o/{i}", title=t, published_at="2024-01-01") for i, t in enumerate(titles)
+        RawArticle(url=f"https://news.example/o/{i}", title=t, published_at=datetime(2024, 1, 1, tzinfo=UTC))
+        for i, t in enumerate(titles)
     ]
     results = await engine.analyze_batch(articles)
     assert len(results) == 40
