@@ -10,9 +10,17 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from common.text import article_id, canonical_url, clean_text, truncate
 
@@ -20,6 +28,7 @@ __all__ = [
     "CATEGORIES",
     "SCHEMA_VERSION",
     "SENTIMENTS",
+    "TEXT_ONLY",
     "Analysis",
     "AnalyzedArticle",
     "ArticleBase",
@@ -100,9 +109,11 @@ def _utc_now() -> datetime:
 
 
 def _text(limit: int) -> BeforeValidator:
+    """Text produced inside the suite (entity names, keywords, summaries): never parsed as markup."""
+
     def normalise(value: Any) -> Any:
         if isinstance(value, str):
-            return truncate(clean_text(value), limit)
+            return truncate(clean_text(value, markup=False), limit)
         return value
 
     return BeforeValidator(normalise)
@@ -111,14 +122,24 @@ def _text(limit: int) -> BeforeValidator:
 def _optional_text(limit: int) -> BeforeValidator:
     def normalise(value: Any) -> Any:
         if isinstance(value, str):
-            text = truncate(clean_text(value), limit)
-            return text or None
+            return truncate(clean_text(value, markup=False), limit) or None
         return value
 
     return BeforeValidator(normalise)
 
 
 UtcDatetime = Annotated[datetime, BeforeValidator(parse_datetime)]
+
+_TEXT_LIMITS = {
+    "title": TITLE_MAX,
+    "description": DESCRIPTION_MAX,
+    "content": CONTENT_MAX,
+    "source": SOURCE_MAX,
+    "author": AUTHOR_MAX,
+}
+_REQUIRED_TEXT = frozenset({"title", "source"})
+TEXT_ONLY: dict[str, Any] = {"text_only": True}
+"""Validation context for text the suite already normalised: never parse it as markup again."""
 
 
 class _Frozen(BaseModel):
@@ -139,18 +160,36 @@ class ArticleBase(_Frozen):
     # body are cut to the documented limits instead of being stored as they came.
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore", str_max_length=20_000_000)
 
+    # Whether text fields are read as HTML when validated. Only RawArticle does it, and only
+    # for input from outside (see `TEXT_ONLY`); analysed articles hold the suite's own text.
+    _markup: ClassVar[bool] = False
+
     schema_version: Literal[1] = 1  # SCHEMA_VERSION
     id: str = ""
     url: Annotated[str, Field(min_length=1, max_length=URL_MAX)]
-    title: Annotated[str, _text(TITLE_MAX), Field(min_length=1)]
-    description: Annotated[str | None, _optional_text(DESCRIPTION_MAX)] = None
-    content: Annotated[str | None, _optional_text(CONTENT_MAX)] = None
-    source: Annotated[str, _text(SOURCE_MAX), Field(min_length=1)] = "unknown"
-    author: Annotated[str | None, _optional_text(AUTHOR_MAX)] = None
+    title: Annotated[str, Field(min_length=1, max_length=TITLE_MAX)]
+    description: Annotated[str | None, Field(max_length=DESCRIPTION_MAX)] = None
+    content: Annotated[str | None, Field(max_length=CONTENT_MAX)] = None
+    source: Annotated[str, Field(min_length=1, max_length=SOURCE_MAX)] = "unknown"
+    author: Annotated[str | None, Field(max_length=AUTHOR_MAX)] = None
     published_at: UtcDatetime
     fetched_at: UtcDatetime = Field(default_factory=_utc_now)
     origin: Annotated[str, Field(min_length=1, max_length=32)] = "push"
     language_hint: Annotated[str | None, Field(max_length=16)] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_text(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        markup = cls._markup and not (info.context or {}).get("text_only", False)
+        data = dict(data)
+        for field, limit in _TEXT_LIMITS.items():
+            value = data.get(field)
+            if isinstance(value, str):
+                text = truncate(clean_text(value, markup=markup), limit)
+                data[field] = text if text or field in _REQUIRED_TEXT else None
+        return data
 
     @field_validator("url", mode="before")
     @classmethod
@@ -169,7 +208,14 @@ class ArticleBase(_Frozen):
 
 
 class RawArticle(ArticleBase):
-    """An article as it enters the suite (Kafka topic `news.raw`)."""
+    """An article as it enters the suite (Kafka topic `news.raw`).
+
+    Its text fields are read as HTML and reduced to text. A stage that re-reads a RawArticle
+    the suite itself wrote (the stream worker reading `news.raw`) validates it with
+    `context=TEXT_ONLY`, so that text which merely looks like markup is not stripped twice.
+    """
+
+    _markup: ClassVar[bool] = True
 
 
 class Analysis(_Frozen):
@@ -195,7 +241,7 @@ class Analysis(_Frozen):
             seen: dict[str, str] = {}
             for item in value:
                 if isinstance(item, str):
-                    text = clean_text(item)[:100]
+                    text = clean_text(item, markup=False)[:100]
                     if text and text.casefold() not in seen:
                         seen[text.casefold()] = text
             return list(seen.values())[:20]
@@ -210,7 +256,7 @@ class AnalyzedArticle(ArticleBase):
 
     @classmethod
     def from_raw(cls, raw: RawArticle, analysis: Analysis) -> AnalyzedArticle:
-        return cls.model_validate({**raw.model_dump(), "analysis": analysis}, strict=False)
+        return cls.model_validate({**raw.model_dump(), "analysis": analysis}, strict=False, context=TEXT_ONLY)
 
 
 class DeadLetter(_Frozen):

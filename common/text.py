@@ -28,9 +28,16 @@ _TRACKING_PARAMS = frozenset(
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def clean_text(value: str) -> str:
-    """Markup to plain text: tags and script/style bodies dropped, entities unescaped, NFC, one space."""
-    if "<" in value or "&" in value:
+def clean_text(value: str, *, markup: bool = True) -> str:
+    """Text as the suite stores it: NFC, no invisible or control characters, one space between words.
+
+    With `markup=True` (text entering the suite) the value is first read as HTML: tags and
+    script/style bodies dropped, entities unescaped. That step is done once, where text enters;
+    text that is already the suite's own (`markup=False`) is never parsed again, because a
+    headline about "&lt;canvas&gt;" is, after one pass, the text "<canvas>", and a second
+    pass would delete it. `clean_text(clean_text(x), markup=False) == clean_text(x)`.
+    """
+    if markup and ("<" in value or "&" in value):
         value = nh3.clean(value[:_MAX_MARKUP], tags=set(), attributes={}, strip_comments=True)
         # nh3 escapes what it keeps; one unescape gives text. A second pass would turn a
         # literal "&lt;" typed by the author into "<", which is the author's text, not markup.

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from common.schemas import CONTENT_MAX, TITLE_MAX, Analysis, AnalyzedArticle, DeadLetter, RawArticle
-from common.text import article_id, canonical_url
+from common.schemas import CONTENT_MAX, TEXT_ONLY, TITLE_MAX, Analysis, AnalyzedArticle, DeadLetter, RawArticle
+from common.text import article_id, canonical_url, clean_text
 
 pytestmark = pytest.mark.unit
 
@@ -157,3 +157,34 @@ def test_dead_letter_keeps_original_bytes() -> None:
     for payload in (b"\xff\xfe not utf-8", b"plain text", b""):
         letter = DeadLetter.wrap(payload, stage="test", error="bad", key=b"k")
         assert DeadLetter.model_validate_json(letter.model_dump_json()).original_bytes() == payload
+
+
+def test_escaped_markup_is_text_and_survives_every_later_validation() -> None:
+    raw = make(title="How to use the &lt;canvas&gt; element &amp; &lt;script&gt;")
+    assert raw.title == "How to use the <canvas> element & <script>"
+    # the worker re-reads news.raw with TEXT_ONLY, the consumer and the store read AnalyzedArticle
+    again = RawArticle.model_validate_json(raw.model_dump_json(), context=TEXT_ONLY)
+    assert again.title == raw.title
+    analyzed = AnalyzedArticle.from_raw(again, Analysis(sentiment="neutral", sentiment_score=0.0))
+    stored = AnalyzedArticle.model_validate_json(analyzed.model_dump_json())
+    assert stored.title == raw.title
+
+
+def test_analyzed_articles_are_limited_but_never_parsed_as_markup() -> None:
+    analysis = Analysis(sentiment="neutral", sentiment_score=0.0)
+    article = AnalyzedArticle.model_validate(
+        {
+            "url": "https://e.com/x",
+            "title": "<b>bold</b>\u200b  " + "x" * 1000,
+            "published_at": "2024-01-01",
+            "analysis": analysis.model_dump(),
+        }
+    )
+    assert article.title.startswith("<b>bold</b> x")
+    assert len(article.title) <= TITLE_MAX
+
+
+def test_clean_text_is_idempotent_after_the_markup_pass() -> None:
+    for value in ["a &lt;b&gt; c", "<p>x</p>&amp;amp;", "  한국어\u200b  뉴스 ", "Cafe\u0301 &#x3C;3"]:
+        once = clean_text(value)
+        assert clean_text(once, markup=False) == once
