@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(
-        f"replay done: {counts['accepted']} accepted, {counts['duplicate']} duplicate, "
-        f"{counts['rejected']} rejected (sent to the DLQ with the reason); duplicates were produced before"
+        f"replay done: {counts['accepted']} accepted, {counts['duplicate']} duplicate (produced before; "
+        f"--no-dedup sends them again), {counts['rejected']} rejected (sent to the DLQ with the reason)"
     )
     return 0
 
