@@ -64,13 +64,26 @@ class CrashBeforeConfirm(RedisDedup):
         raise _Crash
 
 
-async def _publisher(kafka_settings: KafkaSettings, redis: Redis, redis_settings: RedisSettings, *, run: str,
-                     dedup_cls: type[RedisDedup] = RedisDedup, instance: str = "host-a",
-                     lease: float = 60.0) -> tuple[Publisher, Any]:
+async def _publisher(
+    kafka_settings: KafkaSettings,
+    redis: Redis,
+    redis_settings: RedisSettings,
+    *,
+    run: str,
+    dedup_cls: type[RedisDedup] = RedisDedup,
+    instance: str = "host-a",
+    lease: float = 60.0,
+) -> tuple[Publisher, Any]:
     producer = make_producer(kafka_settings, client_id="test")
     await producer.start()
-    dedup = dedup_cls(redis, prefix=f"{redis_settings.key_prefix}producer:", instance=instance,
-                      ttl_seconds=3600, lease_seconds=lease, run=run)
+    dedup = dedup_cls(
+        redis,
+        prefix=f"{redis_settings.key_prefix}producer:",
+        instance=instance,
+        ttl_seconds=3600,
+        lease_seconds=lease,
+        run=run,
+    )
     metrics = ProducerMetrics.create(CollectorRegistry())
     return Publisher(KafkaSink(producer, kafka_settings), metrics, source="t", dedup=dedup, chunk=10), producer
 
@@ -101,8 +114,14 @@ async def test_claims_of_a_dead_process_are_sent_after_its_lease(kafka_settings,
     topics = kafka_settings.topics
     await ensure_topics(kafka_settings, [topics.raw_topic, topics.dlq_topic])
     # another instance claimed three articles and died before sending anything
-    dead = RedisDedup(redis, prefix=f"{redis_settings.key_prefix}producer:", instance="host-b",
-                      ttl_seconds=3600, lease_seconds=1.0, run="dead")
+    dead = RedisDedup(
+        redis,
+        prefix=f"{redis_settings.key_prefix}producer:",
+        instance="host-b",
+        ttl_seconds=3600,
+        lease_seconds=1.0,
+        run="dead",
+    )
     ids = [RawArticle.model_validate(_item(n)).id for n in range(3)]
     assert [c.state for c in await dead.claim(ids)] == ["new"] * 3
     live, producer = await _publisher(kafka_settings, redis, redis_settings, run="live", instance="host-a", lease=1.0)
@@ -125,22 +144,39 @@ def _producer_env(fake: NewsServer, namespace: str, **extra: str) -> dict[str, s
     }
 
 
-async def test_fetch_now_isolates_a_failing_source_and_reports_per_source(fake, spawn, namespace,
-                                                                          kafka_settings) -> None:
+async def test_fetch_now_isolates_a_failing_source_and_reports_per_source(
+    fake, spawn, namespace, kafka_settings
+) -> None:
     fake.set_feed("world", rss_feed("World", [FeedItem(f"W{n}", f"https://w.example.org/{n}") for n in range(5)]))
     fake.set_feed("ko", rss_feed("한국 뉴스", korean_items(), language="ko"))
     fake.set_feed("broken", b"<html>not a feed")
-    feeds = [fake.feed_url("world"), {"url": fake.feed_url("ko"), "name": "ko"}, fake.feed_url("broken"),
-             "http://127.0.0.1:9/unreachable.xml"]
-    env = _producer_env(fake, namespace, PRODUCER__RSS_FEEDS=orjson.dumps(feeds).decode(),
-                        NEWSAPI__API_KEY=VALID_KEY, NEWSAPI__PAGE_SIZE="50", NEWSAPI__MAX_PAGES="5",
-                        NEWSAPI__QUERIES='[{"country": "us"}, {"endpoint": "everything", "q": "x", "name": "bad"}]')
+    feeds = [
+        fake.feed_url("world"),
+        {"url": fake.feed_url("ko"), "name": "ko"},
+        fake.feed_url("broken"),
+        "http://127.0.0.1:9/unreachable.xml",
+    ]
+    env = _producer_env(
+        fake,
+        namespace,
+        PRODUCER__RSS_FEEDS=orjson.dumps(feeds).decode(),
+        NEWSAPI__API_KEY=VALID_KEY,
+        NEWSAPI__PAGE_SIZE="50",
+        NEWSAPI__MAX_PAGES="5",
+        NEWSAPI__QUERIES='[{"country": "us"}, {"endpoint": "everything", "q": "x", "name": "bad"}]',
+    )
     proc = spawn("producer", env=env)
     base = f"http://127.0.0.1:{proc.port}"
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         sources = (await client.get("/sources")).json()
-        assert {s["name"] for s in sources} == {"newsapi:top-headlines:us", "bad", "rss:127.0.0.1-feeds-world", "ko",
-                                                "rss:127.0.0.1-feeds-broken", "rss:127.0.0.1-unreachable"}
+        assert {s["name"] for s in sources} == {
+            "newsapi:top-headlines:us",
+            "bad",
+            "rss:127.0.0.1-feeds-world",
+            "ko",
+            "rss:127.0.0.1-feeds-broken",
+            "rss:127.0.0.1-unreachable",
+        }
         assert VALID_KEY not in str(sources)
         # make the second NewsAPI query's key refused: the server reads the key per request, so use a fake code
         fake.fail_next("apiKeyInvalid")  # whichever NewsAPI query asks first is disabled
@@ -168,8 +204,9 @@ async def test_fetch_now_isolates_a_failing_source_and_reports_per_source(fake, 
     assert len(records) == 108 and len({r.key for r in records}) == 108
 
 
-async def test_default_service_has_no_network_sources_and_push_answers_per_item(spawn, namespace,
-                                                                                kafka_settings) -> None:
+async def test_default_service_has_no_network_sources_and_push_answers_per_item(
+    spawn, namespace, kafka_settings
+) -> None:
     proc = spawn("producer", env={"PRODUCER__INSTANCE_ID": f"{namespace}-producer"})
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{proc.port}", timeout=30) as client:
         status = (await client.get("/")).json()
@@ -177,8 +214,13 @@ async def test_default_service_has_no_network_sources_and_push_answers_per_item(
         assert (await client.post("/fetch-now")).json()["fetched"] == 0
         first = (await client.post("/articles", json={"articles": [_item(1), _item(2)]})).json()
         assert first["accepted"] == 2
-        mixed = [_item(1), _item(3), {"url": "javascript:alert(1)", "title": "x", "published_at": "2024-01-01"},
-                 {**_item(3), "url": "https://INT.example.org/3?utm_source=x#frag"}, {"title": "no url"}]
+        mixed = [
+            _item(1),
+            _item(3),
+            {"url": "javascript:alert(1)", "title": "x", "published_at": "2024-01-01"},
+            {**_item(3), "url": "https://INT.example.org/3?utm_source=x#frag"},
+            {"title": "no url"},
+        ]
         answer = (await client.post("/articles", json={"articles": mixed})).json()
         assert [i["status"] for i in answer["items"]] == ["duplicate", "accepted", "rejected", "duplicate", "rejected"]
         assert "url" in answer["items"][2]["reason"] and answer["items"][4]["reason"].startswith("url")
@@ -193,12 +235,19 @@ async def test_default_service_has_no_network_sources_and_push_answers_per_item(
     assert len(dlq) == 2 and all(orjson.loads(r.value)["stage"] == "producer:push" for r in dlq)
 
 
-async def test_restart_mid_poll_produces_each_article_once(fake, spawn, namespace, kafka_settings, redis,
-                                                           redis_settings) -> None:
+async def test_restart_mid_poll_produces_each_article_once(
+    fake, spawn, namespace, kafka_settings, redis, redis_settings
+) -> None:
     n = 1500
     fake.set_feed("big", rss_feed("Big", [FeedItem(f"Big {i}", f"https://big.example.org/{i}") for i in range(n)]))
-    env = _producer_env(fake, namespace, PRODUCER__POLLING="true", PRODUCER__RSS_INTERVAL_SECONDS="3600",
-                        PRODUCER__PUBLISH_CHUNK="10", PRODUCER__RSS_FEEDS=f'["{fake.feed_url("big")}"]')
+    env = _producer_env(
+        fake,
+        namespace,
+        PRODUCER__POLLING="true",
+        PRODUCER__RSS_INTERVAL_SECONDS="3600",
+        PRODUCER__PUBLISH_CHUNK="10",
+        PRODUCER__RSS_FEEDS=f'["{fake.feed_url("big")}"]',
+    )
     proc = spawn("producer", env=env)
     pattern = f"{redis_settings.key_prefix}producer:seen:*"
     deadline = time.monotonic() + 60

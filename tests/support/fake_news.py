@@ -87,20 +87,35 @@ def korean_items() -> list[FeedItem]:
     """Hand-written Korean headlines (no Korean corpus ships anywhere reachable)."""
     base = datetime(2024, 11, 26, 9, tzinfo=UTC)
     return [
-        FeedItem("한국은행, 기준금리 0.25%p 인하", "https://news.example.kr/economy/1001",
-                 "한국은행 금융통화위원회가 기준금리를 연 3.00%로 내렸다.", base),
-        FeedItem("삼성전자, 차세대 반도체 공개", "https://news.example.kr/tech/1002",
-                 "<b>삼성전자</b>가 새로운 메모리 반도체를 발표했다.", base - timedelta(hours=1)),
-        FeedItem("서울 첫눈… 출근길 교통 혼잡", "https://news.example.kr/society/1003",
-                 "서울에 올겨울 첫눈이 내려 출근길 교통이 혼잡했다.", base - timedelta(hours=2)),
+        FeedItem(
+            "한국은행, 기준금리 0.25%p 인하",
+            "https://news.example.kr/economy/1001",
+            "한국은행 금융통화위원회가 기준금리를 연 3.00%로 내렸다.",
+            base,
+        ),
+        FeedItem(
+            "삼성전자, 차세대 반도체 공개",
+            "https://news.example.kr/tech/1002",
+            "<b>삼성전자</b>가 새로운 메모리 반도체를 발표했다.",
+            base - timedelta(hours=1),
+        ),
+        FeedItem(
+            "서울 첫눈… 출근길 교통 혼잡",
+            "https://news.example.kr/society/1003",
+            "서울에 올겨울 첫눈이 내려 출근길 교통이 혼잡했다.",
+            base - timedelta(hours=2),
+        ),
     ]
 
 
 def rss_feed(title: str, items: list[FeedItem], *, language: str = "en") -> bytes:
     entries = []
     for item in items:
-        parts = [f"<title>{escape(item.title)}</title>", f"<link>{escape(item.link)}</link>",
-                 f"<guid isPermaLink=\"true\">{escape(item.link)}</guid>"]
+        parts = [
+            f"<title>{escape(item.title)}</title>",
+            f"<link>{escape(item.link)}</link>",
+            f'<guid isPermaLink="true">{escape(item.link)}</guid>',
+        ]
         if item.description:
             parts.append(f"<description>{escape(item.description)}</description>")
         if item.published:
@@ -120,10 +135,10 @@ def atom_feed(title: str, items: list[FeedItem]) -> bytes:
     for item in items:
         when = (item.published or datetime(2024, 11, 26, tzinfo=UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
         entries.append(
-            f"<entry><title>{escape(item.title)}</title><link rel=\"alternate\" href=\"{escape(item.link)}\"/>"
+            f'<entry><title>{escape(item.title)}</title><link rel="alternate" href="{escape(item.link)}"/>'
             f"<id>{escape(item.link)}</id><updated>{when}</updated><published>{when}</published>"
             f"<summary>{escape(item.description)}</summary>"
-            f"<content type=\"html\">{escape('<p>' + item.description + '</p>')}</content>"
+            f'<content type="html">{escape("<p>" + item.description + "</p>")}</content>'
             f"<author><name>{escape(item.author or 'Desk')}</name></author></entry>"
         )
     return (

@@ -97,7 +97,13 @@ async def test_publish_answers_per_item_and_dedups() -> None:
         [_item(1), _item(2), _item(3), _item(4), {"url": "nope", "title": ""}, _item(1, title="again"), _item(5)]
     )
     assert [r.status for r in results] == [
-        "accepted", "duplicate", "duplicate", "duplicate", "rejected", "duplicate", "accepted"
+        "accepted",
+        "duplicate",
+        "duplicate",
+        "duplicate",
+        "rejected",
+        "duplicate",
+        "accepted",
     ]
     assert "found in Kafka" in (results[2].reason or "") and "in flight" in (results[3].reason or "")
     assert "repeated" in (results[5].reason or "") and "url" in (results[4].reason or "")

@@ -249,7 +249,11 @@ def test_default_settings_have_no_network_sources(monkeypatch) -> None:
 
 
 def test_sources_from_environment(monkeypatch) -> None:
-    monkeypatch.setenv("PRODUCER__RSS_FEEDS", '["https://feeds.example.org/world.xml", {"url": "https://k.example.kr/rss", "name": "ko", "interval_seconds": 60}]')
+    monkeypatch.setenv(
+        "PRODUCER__RSS_FEEDS",
+        '["https://feeds.example.org/world.xml", '
+        '{"url": "https://k.example.kr/rss", "name": "ko", "interval_seconds": 60}]',
+    )
     monkeypatch.setenv("NEWSAPI__API_KEY", "real-key")
     monkeypatch.setenv("NEWSAPI__QUERIES", '[{"endpoint": "everything", "q": "chips", "sortBy": "publishedAt"}]')
     settings = ProducerSettings(_env_file=None)  # type: ignore[call-arg]
