@@ -22,6 +22,8 @@ REDIS_PORT="${REDIS_PORT:-6379}"
 export KAFKA_PORT REDIS_PORT
 export KAFKA__BOOTSTRAP_SERVERS="${KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"
 export REDIS__URL="${REDIS__URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+# The dashboard is served from its own origin: let the APIs answer it.
+export CORS_ORIGINS="${CORS_ORIGINS:-[\"http://127.0.0.1:$DASHBOARD_PORT\",\"http://localhost:$DASHBOARD_PORT\"]}"
 run_dir="$NEWS_SUITE_STATE/run"
 log_dir="$NEWS_SUITE_STATE/logs"
 mkdir -p "$run_dir" "$log_dir"
