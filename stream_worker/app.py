@@ -28,6 +28,8 @@ app = faust.App(
     datadir=settings.worker.datadir,
     store="memory://",
     broker_commit_interval=1.0,
+    broker_session_timeout=settings.worker.session_timeout,
+    broker_heartbeat_interval=min(3.0, settings.worker.session_timeout / 3),
 )
 
 raw_topic = app.topic(_topics.raw_topic, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions)

@@ -28,6 +28,8 @@ class WorkerConfig(BaseModel):
     retry_backoff: float = Field(default=0.5, ge=0)
     # While the engine is unavailable the batch waits (backpressure), backing off up to this long.
     outage_backoff_max: float = Field(default=30.0, gt=0)
+    # How long the group waits for a silent member (one killed with SIGKILL) before it takes its partitions.
+    session_timeout: float = Field(default=30.0, ge=6, le=300)
     stats_enabled: bool = True
     lag_interval: float = Field(default=5.0, gt=0)
 
