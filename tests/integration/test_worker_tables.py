@@ -1,0 +1,91 @@
+"""Window tables: analysed articles with chosen timestamps give the expected per-window counts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from common.schemas import Analysis, AnalyzedArticle, Entity, RawArticle
+from common.settings import KafkaSettings, RedisSettings
+from common.stats import StatsStore
+from tests.support.processes import ServiceProcess
+from tests.support.worker_support import produce
+
+pytestmark = pytest.mark.integration
+
+
+def analysed(n: int, source: str, at: float, sentiment: str, score: float, **analysis: object) -> AnalyzedArticle:
+    raw = RawArticle(
+        url=f"https://example.com/{source}/{n}", title=f"story {n}", source=source, published_at=datetime.now(UTC)
+    )
+    result = Analysis.model_validate({"sentiment": sentiment, "sentiment_score": score, **analysis})
+    return AnalyzedArticle.from_raw(raw, result).model_copy(update={"analyzed_at": datetime.fromtimestamp(at, UTC)})
+
+
+async def test_sentiment_and_trend_windows(
+    spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings, redis_settings: RedisSettings, redis: Redis
+) -> None:
+    now = time.time()
+    base = int(now // 300) * 300 - 600  # two whole 5-minute windows ago
+    articles = [
+        analysed(1, "alpha", base + 10, "positive", 0.6),
+        analysed(2, "alpha", base + 250, "negative", -0.4),
+        analysed(3, "beta", base + 20, "neutral", 0.1),
+        analysed(4, "alpha", base + 310, "neutral", 0.0),  # the next window
+        # trends: recent articles with keywords and entities
+        analysed(
+            5,
+            "gamma",
+            now - 30,
+            "positive",
+            0.2,
+            keywords=["Kafka", "redis"],
+            entities=[Entity(text="Apache", type="ORG")],
+        ),
+        analysed(
+            6, "gamma", now - 20, "positive", 0.2, keywords=["kafka"], entities=[Entity(text="Apache", type="ORG")]
+        ),
+    ]
+    worker = spawn("worker", env={"WORKER__LAG_INTERVAL": "1"})
+    await produce(
+        kafka_settings,
+        kafka_settings.topics.analyzed_topic,
+        [(a.id.encode(), a.model_dump_json().encode()) for a in articles],
+    )
+    store = StatsStore(redis, prefix=redis_settings.key_prefix)
+
+    deadline = time.monotonic() + 60
+    while True:
+        buckets = await store.sentiment(base, base + 600, source="alpha")
+        trends = await store.trends(now=time.time())
+        if sum(b.count for b in buckets) == 3 and trends.keywords and trends.keywords[0].count == 2:
+            break
+        assert time.monotonic() < deadline, (buckets, trends)
+        await asyncio.sleep(0.5)
+
+    assert [(b.start.timestamp(), b.positive, b.neutral, b.negative) for b in buckets] == [
+        (base, 1, 0, 1),
+        (base + 300, 0, 1, 0),
+    ]
+    assert buckets[0].mean_score == pytest.approx(0.1)
+    everyone = await store.sentiment(base, base + 600)
+    assert [b.count for b in everyone] == [3, 1]
+    wide = await store.sentiment(base - 900, base + 600, bucket=1800)
+    assert sum(b.count for b in wide) == 4
+    assert [(t.term, t.count) for t in trends.keywords] == [("kafka", 2), ("redis", 1)]
+    assert [(t.term, t.type, t.count) for t in trends.entities] == [("Apache", "ORG", 2)]
+
+    # the same numbers through the worker's faust web views
+    web = f"http://127.0.0.1:{worker.port}"
+    async with httpx.AsyncClient(base_url=web, timeout=10) as client:
+        windows = (await client.get("/stats/sentiment/")).json()["windows"]
+        alpha = {w["start"]: w["count"] for w in windows if w["source"] == "alpha"}
+        assert alpha == {float(base): 2, float(base + 300): 1}
+        terms = (await client.get("/stats/trends/")).json()["terms"]
+        assert {"key": "keyword:kafka", "count": 2} in terms
