@@ -26,7 +26,9 @@ __all__ = ["CATEGORY_LABELS", "EVAL_PERCENT", "SENTIMENT_LABELS", "main"]
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 CATEGORY_LABELS = ("world", "politics", "business", "technology", "science", "health", "sports", "entertainment")
 EVAL_PERCENT = {"nyt": 30, "bbc": 20, "url_news": 30, "nsmc": 20}
-_HUTTO_TRAIN_ALL = ("tweets", "movieReviewSnippets", "amazonReviewSnippets")
+# Chosen on a dev split (crc32 30-44 of the NYT training rows): NYT + tweets gave macro-F1 0.63 there,
+# adding the movie and Amazon review snippets 0.56 (reviews are not news); the shipped head trains on all rows.
+_HUTTO_TRAIN_ALL = ("tweets",)
 
 
 def _sentiment_training() -> tuple[list[str], list[str], dict[str, int]]:
@@ -61,6 +63,7 @@ def train_sentiment_en() -> None:
         "labels": dict(Counter(labels)),
         "held_out": f"{EVAL_PERCENT['nyt']}% of nytEditorialSnippets by crc32(text); Kotzias, rotten tomatoes: unseen",
         "model": "multinomial logistic regression, class-balanced, L2 1e-4, Adam 800 full-batch steps",
+        "selection": "corpora chosen on a dev split of the NYT training rows (NYT+tweets 0.63 macro-F1, all four 0.56)",
     }
     LinearHead("sentiment_en", SENTIMENT_LABELS, w, b, card).save()
 
