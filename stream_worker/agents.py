@@ -95,6 +95,11 @@ def _decode(event: Any) -> RawArticle | str:
         return str(exc)[:2_000]
 
 
+def _should_let_go() -> bool:
+    """True when the batch in an outage wait must be given back: shutdown, cancel or rebalance."""
+    return _stopping.is_set() or bool(app.should_stop) or bool(app.rebalancing)
+
+
 def _pause(paused: bool) -> None:
     metrics.backpressure.set(1 if paused else 0)
 
@@ -116,7 +121,7 @@ async def _process(events: list[Any]) -> None:
             _get_analyzer(),
             [a for a, _ in articles],
             _policy,
-            stopping=_stopping,
+            stopping=_should_let_go,
             on_outage=_pause,
             on_failure=lambda reason: metrics.failed.labels(reason=reason).inc(),
         )

@@ -7,8 +7,9 @@ The policy, in one place and free of faust so that it is tested without a broker
 - any other failure is narrowed to the articles that cause it: each is tried alone up to
   `max_attempts` times with backoff and then handed back as a `Failure` with its attempts (the agent
   dead-letters it);
-- a stop requested while waiting out an outage raises `Abandoned`, so the caller can give the batch
-  back to Kafka instead of committing it.
+- a stop or rebalance requested while waiting out an outage (`stopping()` turns true) raises
+  `Abandoned`, so the caller can give the batch back to Kafka instead of committing it (faust waits
+  for in-flight events before it stops or gives partitions away, so waiting on would hang both).
 """
 
 from __future__ import annotations
@@ -133,22 +134,22 @@ class Failure:
     first_failure: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-async def _wait(delay: float, stopping: asyncio.Event | None) -> bool:
-    """Sleep `delay` seconds; True if a stop was requested meanwhile."""
-    if stopping is None:
-        await asyncio.sleep(delay)
-        return False
-    try:
-        await asyncio.wait_for(stopping.wait(), timeout=delay)
-    except TimeoutError:
-        return False
-    return True
+async def _wait(delay: float, stopping: Callable[[], bool] | None) -> bool:
+    """Sleep `delay` seconds; True as soon as `stopping()` says a stop (or rebalance) was requested."""
+    deadline = asyncio.get_running_loop().time() + delay
+    while True:
+        if stopping is not None and stopping():
+            return True
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(left, 0.2))
 
 
 async def _outage_safe(
     call: Callable[[], Any],
     policy: RetryPolicy,
-    stopping: asyncio.Event | None,
+    stopping: Callable[[], bool] | None,
     on_outage: Callable[[bool], None],
 ) -> Any:
     """Run `call` until it does not fail with a `ProviderError`, backing off; raise `Abandoned` on stop."""
@@ -164,8 +165,6 @@ async def _outage_safe(
                     in_outage = True
                     on_outage(True)
                 hint = exc.retry_after if isinstance(exc, ProviderRateLimited) and exc.retry_after else 0.0
-                if stopping is not None and stopping.is_set():
-                    raise Abandoned(str(exc)) from exc
                 if await _wait(min(max(delay, hint), policy.outage_backoff_max), stopping):
                     raise Abandoned(str(exc)) from exc
                 delay = min(delay * 2, policy.outage_backoff_max)
@@ -180,7 +179,7 @@ async def analyze_resilient(
     articles: Sequence[RawArticle],
     policy: RetryPolicy,
     *,
-    stopping: asyncio.Event | None = None,
+    stopping: Callable[[], bool] | None = None,
     on_outage: Callable[[bool], None] = lambda _paused: None,
     on_failure: Callable[[str], None] = lambda _reason: None,
 ) -> list[Analysis | Failure]:

@@ -204,3 +204,29 @@ async def test_outage_pauses_and_bad_article_is_dead_lettered_with_attempts(
         assert len(letters) == 1  # the outage flooded nothing into the DLQ
     finally:
         server.stop()
+
+
+async def test_sigterm_during_outage_gives_the_batch_back(
+    spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings
+) -> None:
+    topics = kafka_settings.topics
+    articles = real_articles(10)
+    server = fake_inference()
+    server.mode = "500"
+    env = {**QUICK, "WORKER__INFERENCE_URL": server.url, "WORKER__OUTAGE_BACKOFF_MAX": "1"}
+    try:
+        worker = spawn("worker", env=env)
+        await produce(kafka_settings, topics.raw_topic, encoded(articles))
+        await wait_for(lambda: metric(worker, "worker_backpressure").get("worker_backpressure") == 1.0)
+        started = time.monotonic()
+        worker.stop()  # SIGTERM while a batch waits out the outage
+        assert worker.proc is not None and worker.proc.returncode is not None
+        assert time.monotonic() - started < 25, "shutdown hung on the outage"
+
+        server.mode = "ok"
+        spawn("worker", env=env)
+        analyzed = await read_topic(kafka_settings, topics.analyzed_topic, until=distinct(10), timeout=60)
+    finally:
+        server.stop()
+    assert ids_of(analyzed) == {a.id for a in articles}
+    assert not await read_topic(kafka_settings, topics.dlq_topic, timeout=1)

@@ -75,7 +75,7 @@ async def test_stop_during_outage_abandons_the_batch() -> None:
     engine = Scripted(down=10**6)
     stopping = asyncio.Event()
     slow = RetryPolicy(outage_backoff_max=5.0)
-    task = asyncio.create_task(analyze_resilient(engine, [article("a")], slow, stopping=stopping))
+    task = asyncio.create_task(analyze_resilient(engine, [article("a")], slow, stopping=stopping.is_set))
     await asyncio.sleep(0.05)
     stopping.set()
     with pytest.raises(Abandoned):
