@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import orjson
@@ -31,11 +32,11 @@ def encoded(articles: list[RawArticle]) -> list[tuple[bytes, bytes]]:
     return [(a.id.encode(), a.model_dump_json().encode()) for a in articles]
 
 
-def ids_of(records: list) -> set[str]:
+def ids_of(records: list[Any]) -> set[str]:
     return {r.key.decode() for r in records}
 
 
-def distinct(n: int) -> Callable[[list], bool]:
+def distinct(n: int) -> Callable[[list[Any]], bool]:
     return lambda records: len(ids_of(records)) >= n
 
 
