@@ -1,0 +1,155 @@
+"""SIGKILL a stream worker mid-batch and a consumer mid-stream, restart them: nothing lost, nothing shown twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from common.settings import KafkaSettings
+from tests.support.chaos import Outcome, WsWatcher, analyzed, stored_ids, wait_until
+from tests.support.processes import ServiceProcess
+from tests.support.worker_support import fake_inference, produce, read_topic, real_articles
+
+WORKER = {
+    "WORKER__BATCH_SIZE": "5",
+    "WORKER__BATCH_TIMEOUT": "0.2",
+    "WORKER__SESSION_TIMEOUT": "6",  # the killed member's partitions are reassigned after this
+}
+
+
+async def _count_stored(base: str, expected: set[str]) -> int:
+    return len(expected & set(await stored_ids(base)))
+
+
+async def test_worker_sigkill_mid_batch(spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings) -> None:
+    n = 60
+    articles = real_articles(n)
+    expected = {a.id for a in articles}
+    inference = fake_inference()
+    inference.mode, inference.slow_s = "slow", 0.3  # every batch is in flight for a while: a kill lands in one
+    env = {**WORKER, "WORKER__INFERENCE_URL": inference.url}
+    try:
+        consumer = spawn("consumer")
+        base = f"http://127.0.0.1:{consumer.port}"
+        watcher = await WsWatcher(f"ws://127.0.0.1:{consumer.port}/ws").start()
+        worker = spawn("worker", env=env)
+        await produce(
+            kafka_settings,
+            kafka_settings.topics.raw_topic,
+            [(a.id.encode(), a.model_dump_json().encode()) for a in articles],
+        )
+        await wait_until(lambda: _at_least(base, expected, 10), 60, "first articles stored")
+        worker.kill()
+        before = await _count_stored(base, expected)
+        restarted = time.monotonic()
+        worker.start()
+        worker.wait_ready()
+        await wait_until(lambda: _at_least(base, expected, n), 120, "every article stored after the restart")
+        recovery = time.monotonic() - restarted
+        await asyncio.sleep(1.0)  # late re-deliveries would show up now
+        listed = await stored_ids(base)
+        await watcher.stop()
+    finally:
+        inference.stop()
+
+    outcome = Outcome(
+        "worker-sigkill", "stream worker SIGKILLed mid-batch, restarted", n, recovery_s=round(recovery, 1)
+    )
+    outcome.count(expected, listed)
+    outcome.duplicates_ws = watcher.duplicates
+    records = await read_topic(kafka_settings, kafka_settings.topics.analyzed_topic, until=lambda rs: len(rs) >= n)
+    reanalysed = len(records) - len({r.key for r in records})
+    outcome.notes.append(
+        f"{before} of {n} stored when killed; {reanalysed} article(s) analysed twice (produced, not yet committed)"
+    )
+    if outcome.duplicates_ws:
+        outcome.notes.append(
+            "each re-analysis reached the WebSocket client again as `new_analysis` "
+            "(see test_reanalysis_is_not_delivered_twice_over_websocket)"
+        )
+    outcome.write()
+    assert before < n, "the worker finished before it was killed: slow the batches down"
+    assert outcome.lost == 0 and outcome.stored == n
+    assert outcome.duplicates_rest == 0
+    assert watcher.deliveries.keys() >= expected
+    # A WebSocket client sees a re-analysed article twice: a consumer bug held (deterministically) by
+    # test_reanalysis_is_not_delivered_twice_over_websocket below; here it is measured for the table.
+    assert outcome.duplicates_ws <= reanalysed
+
+
+async def _at_least(base: str, expected: set[str], k: int) -> bool:
+    return await _count_stored(base, expected) >= k
+
+
+async def test_consumer_sigkill_mid_stream(spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings) -> None:
+    n = 150
+    articles = [analyzed(a, i) for i, a in enumerate(real_articles(n))]
+    expected = {a.id for a in articles}
+    topic = kafka_settings.topics.analyzed_topic
+    consumer = spawn("consumer")
+    base = f"http://127.0.0.1:{consumer.port}"
+    watcher = await WsWatcher(f"ws://127.0.0.1:{consumer.port}/ws").start()
+
+    async def stream() -> None:  # 150 articles over about 7.5 s
+        for i in range(0, n, 10):
+            chunk = articles[i : i + 10]
+            await produce(kafka_settings, topic, [(a.id.encode(), a.model_dump_json().encode()) for a in chunk])
+            await asyncio.sleep(0.5)
+
+    feeder = asyncio.create_task(stream())
+    await wait_until(lambda: _at_least(base, expected, 30), 60, "first articles stored")
+    consumer.kill()
+    before_restart = time.monotonic()
+    await asyncio.sleep(1.0)  # the stream goes on while it is down
+    consumer.start()
+    consumer.wait_ready()
+    await feeder
+    await wait_until(lambda: _at_least(base, expected, n), 60, "every article stored after the restart")
+    recovery = time.monotonic() - before_restart
+    await asyncio.sleep(1.0)
+    listed = await stored_ids(base)
+    await watcher.stop()
+
+    outcome = Outcome("consumer-sigkill", "consumer SIGKILLed mid-stream, restarted after 1 s", n)
+    outcome.recovery_s = round(recovery, 1)
+    outcome.count(expected, listed)
+    outcome.duplicates_ws = watcher.duplicates
+    outcome.notes.append(
+        f"the dashboard client reconnected {watcher.reconnects} time(s) with ?since=, "
+        f"resumed exactly: {watcher.resumed}; the new consumer waits out the dead member's Kafka session"
+    )
+    outcome.write()
+    assert outcome.lost == 0 and outcome.duplicates_rest == 0
+    assert watcher.deliveries.keys() >= expected, (
+        f"{len(expected - watcher.deliveries.keys())} never reached the client"
+    )
+    assert outcome.duplicates_ws == 0, f"ids delivered twice over WebSocket: {watcher.deliveries.most_common(3)}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "consumer bug: a worker restarted after SIGKILL re-analyses its uncommitted batch; the store keeps one "
+        "copy (REPLACED) but its event stream broadcasts the replacement as a second `new_analysis`"
+    ),
+)
+async def test_reanalysis_is_not_delivered_twice_over_websocket(
+    spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings
+) -> None:
+    """What a worker crash leaves in `news.analyzed`: the same article analysed twice, moments apart."""
+    article = real_articles(1)[0]
+    first = analyzed(article)
+    again = first.model_copy(update={"analyzed_at": first.analyzed_at + timedelta(seconds=5)})
+    consumer = spawn("consumer")
+    watcher = await WsWatcher(f"ws://127.0.0.1:{consumer.port}/ws").start()
+    topic = kafka_settings.topics.analyzed_topic
+    for version in (first, again):
+        await produce(kafka_settings, topic, [(version.id.encode(), version.model_dump_json().encode())])
+        await asyncio.sleep(1.0)
+    await watcher.stop()
+    assert await stored_ids(f"http://127.0.0.1:{consumer.port}") == [article.id]
+    assert watcher.deliveries == {article.id: 1}
