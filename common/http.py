@@ -69,6 +69,10 @@ def install_error_handlers(app: FastAPI) -> None:
 WS_CLOSE_UNAUTHORIZED = 4401  # WebSocket close code for a missing or wrong token (the dashboard stops retrying)
 
 
+# Module level, so that FastAPI can resolve the (postponed) annotation that names it.
+_bearer = HTTPBearer(auto_error=False, description="the API_TOKEN the service was started with")
+
+
 def _token_matches(given: str | None, expected: SecretStr) -> bool:
     return given is not None and secrets.compare_digest(given.encode(), expected.get_secret_value().encode())
 
@@ -86,9 +90,7 @@ def bearer_auth(token: SecretStr | None) -> Callable[..., Awaitable[None]]:
 
         return open_access
 
-    scheme = HTTPBearer(auto_error=False, description="the API_TOKEN the service was started with")
-
-    async def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)]) -> None:
+    async def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
         if credentials is None or not _token_matches(credentials.credentials, token):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from common.http import ops_router, websocket_authorized
 from common.schemas import AnalyzedArticle, Sentiment
-from common.stats import SENTIMENT_WINDOW_S, TREND_WINDOW_S, SentimentBucket, TrendsSnapshot
+from common.stats import SENTIMENT_WINDOW_S, SentimentBucket, TrendsSnapshot
 from common.store import ArticleFilters, ArticleStore, InvalidCursor, Order, StoredEvent, stream_id
 from consumer.deps import SettingsDep, StatsDep, StoreDep
 from consumer.ws import Hub, filters_error
@@ -216,13 +216,11 @@ async def sentiment_stats(
 @router.get("/trends", response_model=TrendsSnapshot, tags=["statistics"])
 async def trends(
     stats: StatsDep,
-    window: Annotated[str, Query(pattern=_DURATION, description="window length; the worker publishes 15m")] = "15m",
+    window: Annotated[Literal["15m"], Query(description="window length (the worker publishes 15m windows)")] = "15m",
     limit: Annotated[int, Query(ge=1, le=100, description="how many keywords and entities (1-100)")] = 20,
 ) -> TrendsSnapshot:
     """Most frequent keywords and entities of articles analysed in the window that ends now."""
-    if _seconds("window", window) != TREND_WINDOW_S:
-        raise _query_error("window", f"only {TREND_WINDOW_S // 60}m windows are published")
-    return await stats.trends(window_minutes=TREND_WINDOW_S // 60, limit=limit)
+    return await stats.trends(window_minutes=int(window[:-1]), limit=limit)
 
 
 # --- live ---------------------------------------------------------------------------------------

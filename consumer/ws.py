@@ -34,9 +34,12 @@ def filters_error(exc: ValidationError) -> str:
 class Client:
     def __init__(self, ws: WebSocket, size: int, filters: ArticleFilters) -> None:
         self.ws = ws
-        # (stream position or None for a notice, message); bounded, so a slow client only costs itself
-        self.queue: asyncio.Queue[tuple[tuple[int, int] | None, str]] = asyncio.Queue(maxsize=size)
-        self.dropped = 0
+        # (sequence number, stream position or None for a notice, message); bounded, so a slow client
+        # only costs itself
+        self.queue: asyncio.Queue[tuple[int, tuple[int, int] | None, str]] = asyncio.Queue(maxsize=size)
+        self.queued = 0  # sequence number of the newest queued message
+        self.dropped = 0  # dropped since the last `lagged` notice
+        self.gap_after: int | None = None  # the notice goes out after the message with this number
         self.filters = filters
         self.after: tuple[int, int] = (0, 0)  # events at or before this were covered on connect
         self._lock = asyncio.Lock()
@@ -71,20 +74,23 @@ class Hub:
         for client in self._clients:
             if position <= client.after or not client.filters.matches(event.article):
                 continue
-            self._offer(client, (position, message))
+            self._offer(client, position, message)
         self.position = event.cursor
 
     def advance(self, position: str) -> None:
         self.position = position
 
-    def _offer(self, client: Client, message: tuple[tuple[int, int] | None, str]) -> bool:
+    def _offer(self, client: Client, position: tuple[int, int] | None, message: str, *, count: bool = True) -> None:
         try:
-            client.queue.put_nowait(message)
+            client.queue.put_nowait((client.queued + 1, position, message))
         except asyncio.QueueFull:
-            client.dropped += 1
-            self._metrics.ws_dropped.inc()
-            return False
-        return True
+            if count:
+                client.dropped += 1
+                self._metrics.ws_dropped.inc()
+                if client.gap_after is None:
+                    client.gap_after = client.queued
+            return
+        client.queued += 1
 
     async def serve(self, client: Client, initial: str) -> None:
         """Send `initial`, then the client's queue, until it goes; answers pings and `subscribe` meanwhile."""
@@ -110,14 +116,15 @@ class Hub:
 
     async def _send_loop(self, client: Client) -> None:
         while True:
-            position, message = await client.queue.get()
-            if position is not None and position <= client.after:
-                continue  # queued while the client's initial data was being read, and covered by it
-            if client.dropped:
-                dropped, client.dropped = client.dropped, 0
+            seq, position, message = await client.queue.get()
+            # Skip what was queued while the client's initial data was read, and is covered by it.
+            if position is None or position > client.after:
+                await client.send(message)
+                self._metrics.ws_sent.inc()
+            if client.gap_after is not None and seq >= client.gap_after:
+                # Where the gap is: after what was queued before the first drop.
+                dropped, client.dropped, client.gap_after = client.dropped, 0, None
                 await client.send(f'{{"type":"lagged","dropped":{dropped}}}')
-            await client.send(message)
-            self._metrics.ws_sent.inc()
 
     async def _heartbeat(self, client: Client) -> None:
         # In the queue, behind the articles: the cursor it carries is valid once they are delivered.
@@ -127,8 +134,7 @@ class Hub:
             position = self.position
             if stream_id(position) < client.after:
                 position = "{}-{}".format(*client.after)
-            with contextlib.suppress(asyncio.QueueFull):
-                client.queue.put_nowait((None, f'{{"type":"ping","cursor":"{position}"}}'))
+            self._offer(client, None, f'{{"type":"ping","cursor":"{position}"}}', count=False)
 
     async def _receive_loop(self, client: Client) -> None:
         while True:

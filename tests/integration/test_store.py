@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from common.schemas import AnalyzedArticle
 from common.settings import RedisSettings
-from common.store import ArticleFilters, ArticleStore, InvalidCursor, PutResult
+from common.store import ArticleFilters, ArticleStore, InvalidCursor, Order, PutResult
 
 pytestmark = pytest.mark.integration
 
@@ -101,9 +101,14 @@ async def test_newer_analysis_replaces_and_moves_between_indexes(store: ArticleS
 
 async def test_filters_combine_and_are_case_insensitive(store: ArticleStore) -> None:
     articles = [
-        make_article(i, sentiment=("positive", "negative")[i % 2], source=("BBC News", "Reuters")[i % 3 == 0],
-                     category=("world", "business")[i % 2], language=("en", "ko")[i % 5 == 0],
-                     entities=("Seoul",) if i % 4 == 0 else ())
+        make_article(
+            i,
+            sentiment=("positive", "negative")[i % 2],
+            source=("BBC News", "Reuters")[i % 3 == 0],
+            category=("world", "business")[i % 2],
+            language=("en", "ko")[i % 5 == 0],
+            entities=("Seoul",) if i % 4 == 0 else (),
+        )
         for i in range(1, 31)
     ]
     for a in articles:
@@ -129,16 +134,16 @@ async def test_filters_combine_and_are_case_insensitive(store: ArticleStore) -> 
 
 async def test_cursor_paging_is_complete_without_repeats(store: ArticleStore) -> None:
     # Ties on purpose: five articles share each importance and each publication minute.
-    articles = [make_article(i, importance=float(i % 3), published=BASE + timedelta(minutes=i // 5))
-                for i in range(23)]
+    articles = [make_article(i, importance=float(i % 3), published=BASE + timedelta(minutes=i // 5)) for i in range(23)]
     for a in articles:
         await store.put(a)
-    for order in ("recent", "top"):
+    orders: tuple[Order, ...] = ("recent", "top")
+    for order in orders:
         seen: list[str] = []
         cursor = None
         pages = 0
         while True:
-            page = await store.query(order, 5, cursor=cursor)  # type: ignore[arg-type]
+            page = await store.query(order, 5, cursor=cursor)
             seen += [a.id for a in page.items]
             pages += 1
             cursor = page.next_cursor
@@ -146,15 +151,15 @@ async def test_cursor_paging_is_complete_without_repeats(store: ArticleStore) ->
                 break
         assert pages == 5
         assert sorted(seen) == sorted(a.id for a in articles) and len(seen) == len(set(seen))
-        key = (lambda a: a.published_at) if order == "recent" else (lambda a: a.analysis.importance_score)
         by_id = {a.id: a for a in articles}
-        values = [key(by_id[i]) for i in seen]
+        values = [
+            by_id[i].published_at.timestamp() if order == "recent" else by_id[i].analysis.importance_score for i in seen
+        ]
         assert values == sorted(values, reverse=True)
 
 
 async def test_filtered_top_with_since_pages(store: ArticleStore) -> None:
-    articles = [make_article(i, importance=float(i % 10), sentiment=("positive", "negative")[i % 2])
-                for i in range(40)]
+    articles = [make_article(i, importance=float(i % 10), sentiment=("positive", "negative")[i % 2]) for i in range(40)]
     for a in articles:
         await store.put(a)
     since = BASE + timedelta(minutes=10)
@@ -196,9 +201,10 @@ async def test_expired_articles_never_returned_and_swept_from_every_index(redis:
     await long_store.put(kept)
     await asyncio.sleep(2.2)  # the record of `short` has expired; its index entries are still there
     assert await store.get(short.id) is None
+    orders: tuple[Order, ...] = ("recent", "top")
     for filters in (ArticleFilters(), ArticleFilters(sentiment="negative"), ArticleFilters(entity="acme")):
-        for order in ("recent", "top"):
-            page = await store.query(order, 10, filters=filters)  # type: ignore[arg-type]
+        for order in orders:
+            page = await store.query(order, 10, filters=filters)
             assert [a.id for a in page.items] == [kept.id]
     # The read found the stale id and swept it: no index still names it.
     keys = [k async for k in redis.scan_iter(match=f"{namespace}:idx:*")]
@@ -225,7 +231,11 @@ async def test_event_log_is_bounded_and_knows_what_it_cannot_resume(redis: Redis
     store = ArticleStore(redis, prefix=f"{namespace}:", stream_maxlen=10)
     first = await store.last_cursor()
     assert first == "0-0" and await store.can_resume(first)
-    cursors = [(await store.put_with_cursor(make_article(i)))[1] for i in range(25)]
+    cursors: list[str] = []
+    for i in range(25):
+        _, cursor = await store.put_with_cursor(make_article(i))
+        assert cursor is not None
+        cursors.append(cursor)
     assert await redis.xlen(store.stream_key) == 10
     assert not await store.can_resume(cursors[5])  # events after it were trimmed
     assert await store.can_resume(cursors[14])
