@@ -30,7 +30,7 @@ from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from common.metrics import CONTENT_TYPE_LATEST, WorkerMetrics, render
-from common.schemas import AnalyzedArticle, DeadLetter, RawArticle
+from common.schemas import TEXT_ONLY, AnalyzedArticle, DeadLetter, RawArticle
 from stream_worker.analysis import (
     Abandoned,
     Analyzer,
@@ -90,7 +90,8 @@ def _decode(event: Any) -> RawArticle | str:
     if not isinstance(value, bytes | bytearray) or not value:
         return "empty message"
     try:
-        return RawArticle.model_validate_json(value)
+        # news.raw holds text the producer already normalised: never parse it as markup again.
+        return RawArticle.model_validate_json(value, context=TEXT_ONLY)
     except ValidationError as exc:
         return str(exc)[:2_000]
 
