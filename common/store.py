@@ -1,7 +1,8 @@
 """Typed Redis access to analysed articles: idempotent writes, filtered and paged reads, a resumable event log.
 
 Layout (every key under the configured prefix):
-  article:{id}          hash {json, v}: the AnalyzedArticle JSON and its version (analyzed_at, epoch ms); TTL
+  article:{id}          hash {json, v, f}: the AnalyzedArticle JSON, its version (analyzed_at, epoch ms) and a
+                        fingerprint of its content (without fetched_at, analyzed_at, latency); TTL
   ix:{id}               the secondary index keys the article is in, newline-separated (TTL + a day), so a
                         replacement or the sweeper can take it out of indexes it is no longer in
   idx:recent            sorted set id -> published_at (epoch s)
@@ -14,9 +15,11 @@ Layout (every key under the configured prefix):
   events:trimmed        id of the newest entry trimmed from `events` (a cursor below it cannot be resumed)
 
 A write is one Lua script, so it is atomic: the same analysis twice leaves one entry and is not
-announced twice; an older analysis never replaces a newer one; a newer one moves the article between
-secondary indexes. Reads load every record they return, so an id whose record has expired is never
-returned; `sweep()` (run periodically and on any such miss) then removes it from every index.
+announced twice; an older analysis never replaces a newer one; a newer one that says the same (a
+worker's retry after a crash) is a duplicate too; a newer one that differs replaces the record, moves
+the article between secondary indexes and is announced. Reads load every record they return, so an
+id whose record has expired is never returned; `sweep()` (run periodically and on any such miss)
+then removes it from every index.
 Scripts name keys they derive from `ix:{id}` at run time: this needs a single Redis, not a cluster.
 """
 
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import re
 import time
 import uuid
@@ -143,10 +148,14 @@ def epoch_seconds(value: datetime) -> float:
 
 _PUT = """
 -- KEYS: 1 record, 2 ix, 3 recent, 4 top, 5 expiry, 6 stream, 7 trimmed, 8.. secondary indexes
--- ARGV: 1 json, 2 version, 3 ttl, 4 published_at, 5 importance, 6 id, 7 expire_at, 8 ix ttl, 9 stream maxlen
+-- ARGV: 1 json, 2 version, 3 ttl, 4 published_at, 5 importance, 6 id, 7 expire_at, 8 ix ttl, 9 stream maxlen,
+--       10 content fingerprint
 local cur = redis.call('HGET', KEYS[1], 'v')
 if cur and tonumber(cur) >= tonumber(ARGV[2]) then
   return {0, false}
+end
+if cur and redis.call('HGET', KEYS[1], 'f') == ARGV[10] then
+  return {0, false}  -- analysed again with the same result (a worker retry): nothing new to store or announce
 end
 local old = redis.call('GET', KEYS[2])
 if old then
@@ -158,7 +167,7 @@ for i = 8, #KEYS do
   names[#names + 1] = KEYS[i]
 end
 redis.call('SET', KEYS[2], table.concat(names, '\\n'), 'EX', ARGV[8])
-redis.call('HSET', KEYS[1], 'json', ARGV[1], 'v', ARGV[2])
+redis.call('HSET', KEYS[1], 'json', ARGV[1], 'v', ARGV[2], 'f', ARGV[10])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
@@ -247,6 +256,13 @@ end
 if src == KEYS[1] then redis.call('DEL', KEYS[1]) end
 return out
 """
+
+
+def _fingerprint(article: AnalyzedArticle) -> str:
+    """What a reader sees of an analysis: everything but when it was fetched and analysed and how long it took."""
+    data = article.model_dump(mode="json", exclude={"analyzed_at": True, "fetched_at": True})
+    data["analysis"].pop("latency_ms", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def _encode_cursor(order: Order, score: str, article_id: str) -> str:
@@ -344,6 +360,7 @@ class ArticleStore:
                     int(time.time()) + self._ttl,
                     self._ttl + _SWEEP_GRACE_S,
                     self._stream_maxlen,
+                    _fingerprint(article),
                 ],
             )
         except RedisError as exc:
@@ -505,6 +522,6 @@ class ArticleStore:
         for (entry_id, fields), (raw, version) in zip(entries, records, strict=True):
             if raw is None or version is None or _text(version) != _text(fields[b"v"]):
                 continue
-            json = _text(raw)
-            out.append(StoredEvent(_text(entry_id), AnalyzedArticle.model_validate_json(json), json))
+            text = _text(raw)
+            out.append(StoredEvent(_text(entry_id), AnalyzedArticle.model_validate_json(text), text))
         return out

@@ -83,6 +83,23 @@ async def test_older_analysis_after_newer_changes_nothing(store: ArticleStore) -
     assert (await store.query("recent", 10, filters=ArticleFilters(sentiment="negative"))).items == []
 
 
+async def test_reanalysis_with_the_same_result_is_a_duplicate(store: ArticleStore) -> None:
+    # What a worker restarted after a crash produces: the same analysis, later, with another latency.
+    first = make_article(1, sentiment="negative", analyzed=BASE)
+    again = AnalyzedArticle.model_validate(
+        {
+            **first.model_dump(),
+            "analyzed_at": BASE + timedelta(seconds=5),
+            "analysis": {**first.analysis.model_dump(), "latency_ms": 123.0},
+        },
+        strict=False,
+    )
+    assert await store.put(first) is PutResult.CREATED
+    assert await store.put(again) is PutResult.DUPLICATE
+    _, events = await store.events_after("0-0", count=100)
+    assert len(events) == 1
+
+
 async def test_newer_analysis_replaces_and_moves_between_indexes(store: ArticleStore) -> None:
     old = make_article(1, sentiment="negative", entities=("Acme",), analyzed=BASE)
     new = make_article(1, sentiment="positive", entities=("Globex",), analyzed=BASE + timedelta(minutes=5))
