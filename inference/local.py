@@ -210,8 +210,16 @@ def keywords(language: str, text: str, limit: int = 8) -> list[str]:
     return found[:limit]
 
 
+_LOAD_LOCK = threading.Lock()
+
+
 def load_all() -> None:
     """Load every local model now (service start-up, tests), so the first request pays nothing."""
+    with _LOAD_LOCK:  # concurrent first calls wait for one load instead of loading every model twice
+        _load_all()
+
+
+def _load_all() -> None:
     minilm_encoder()
     e5_encoder()
     _head("sentiment_en")

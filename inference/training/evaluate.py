@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
 import time
 from collections import Counter
@@ -331,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         entities_section(args.limit),
     ]
     rate, median = asyncio.run(_throughput(THROUGHPUT_ARTICLES))
+    load = os.getloadavg()[0]
     header = [
         "# Evaluation of the local models",
         "",
@@ -342,7 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(`inference/training/train.py`); each head's recipe is in `inference/artifacts/<head>.json`.",
         "",
         f"Rough throughput of the standard tier, whole engine, {THROUGHPUT_ARTICLES} real articles (title + full text) "
-        "in one batch on this 2-core machine (shared with other work while it ran, so a lower bound): "
+        f"in one batch on this {os.cpu_count()}-core machine, 1-minute load average {load:.1f} while it ran (a load "
+        "above the core count means other work shared the CPUs, so the figure is a lower bound): "
         f"**{rate:.0f} articles/s**, median per-article latency {median:.0f} ms inside a batch "
         "(the proper benchmark is `make bench`).",
         "",
