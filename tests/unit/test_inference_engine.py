@@ -27,6 +27,7 @@ KO = [
     ("삼성전자, 평택에 새 반도체 공장 건설 발표", "삼성전자가 평택에 새로운 반도체 공장을 짓는다고 밝혔다."),
     ("서울시, 내년 예산안 국회 제출", "서울시는 내년도 예산안을 시의회에 제출했다고 밝혔다."),
     ("손흥민, 토트넘에서 시즌 10호 골", "손흥민이 리그 경기에서 골을 넣으며 팀의 승리를 이끌었다."),
+    ("독감 환자 급증, 보건당국 예방접종 권고", "질병관리청은 고령층의 예방접종을 권고했다."),
 ]
 
 
@@ -74,6 +75,13 @@ async def test_english_and_korean_batch_answers_each_article_once_in_order(engin
         assert analysis.models["sentiment"] == "sentiment_ko"
         assert analysis.models["category"] == "category_multi"
         assert analysis.keywords
+
+
+async def test_korean_categories_transfer_from_english_training(engine: Engine) -> None:
+    _, _, football, flu = await engine.analyze_batch(_articles(KO, "ko-cat"))
+    assert football.category == "sports"
+    assert flu.category == "health"
+    assert "손흥민" in football.keywords
 
 
 async def test_english_entities_are_typed_and_korean_has_proper_nouns(engine: Engine) -> None:

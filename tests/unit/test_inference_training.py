@@ -1,0 +1,73 @@
+"""The training pieces: softmax regression, the n-gram head, artefact round trips, URL-section labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.heads import LinearHead, NgramHead, char_ngrams, fit_softmax
+from inference.training.data import in_eval_split, url_section_label
+from inference.training.evaluate import accuracy, macro_f1
+
+pytestmark = pytest.mark.unit
+
+
+def test_softmax_regression_separates_clusters_and_round_trips(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    centers = np.eye(3, 8, dtype=np.float32) * 4
+    y = rng.integers(0, 3, 300)
+    x = (centers[y] + rng.normal(0, 1, (300, 8))).astype(np.float32)
+    w, b = fit_softmax(x, y, 3, steps=300)
+    head = LinearHead("toy", ("a", "b", "c"), w, b, {"task": "toy"})
+    assert (head.predict_proba(x).argmax(1) == y).mean() > 0.95
+    head.save(tmp_path)
+    loaded = LinearHead.load("toy", tmp_path)
+    assert loaded.classes == ("a", "b", "c")
+    np.testing.assert_allclose(loaded.predict_proba(x), head.predict_proba(x), rtol=1e-5)
+
+
+def test_ngram_head_learns_korean_polarity(tmp_path: Path) -> None:
+    good = ["정말 재밌다", "최고의 영화", "감동적이고 좋았다", "배우 연기 최고", "재밌고 좋았다"] * 8
+    bad = ["정말 지루하다", "최악의 영화", "시간 낭비였다", "연기 최악", "지루하고 별로"] * 8
+    head = NgramHead.fit("toy_ko", good + bad, [1] * len(good) + [0] * len(bad), buckets=1 << 12, epochs=80)
+    p = head.positive_proba(["재밌고 최고", "지루하고 최악"])
+    assert p[0] > 0.5 > p[1]
+    head.save(tmp_path)
+    np.testing.assert_allclose(
+        NgramHead.load("toy_ko", tmp_path).positive_proba(["최고"]), head.positive_proba(["최고"]), atol=1e-2
+    )  # float16 storage
+    assert " 최" in char_ngrams("최고")
+
+
+@pytest.mark.parametrize(
+    ("url", "label"),
+    [
+        ("http://www.cnn.com/2017/02/07/politics/betsy-devos-senate-vote/index.html", "politics"),
+        ("http://www.cnn.com/2017/02/07/europe/louvre-attack/index.html", "world"),
+        ("http://www.bbc.co.uk/news/world-us-canada-38897507", "world"),
+        ("http://www.bbc.co.uk/news/science-environment-38899343", "science"),
+        ("http://www.bbc.co.uk/sport/football/38893753", "sports"),
+        ("http://tass.com/economy/929603", "business"),
+        ("http://abcnews.go.com/Health/wireStory/flu-45327337", "health"),
+        ("http://www.rte.ie/news/world/2017/0207/850865-trump/", "world"),
+        ("http://www.cnn.com/2017/02/05/opinions/devos-opinion/index.html", None),
+        ("http://www.aljazeera.com/news/2017/02/haiti-170207161155899.html", None),
+    ],
+)
+def test_url_section_labels(url: str, label: str | None) -> None:
+    assert url_section_label(url) == label
+
+
+def test_eval_split_is_stable_and_about_the_right_size() -> None:
+    texts = [f"headline number {i}" for i in range(2_000)]
+    held = [t for t in texts if in_eval_split(t, 30)]
+    assert 0.25 < len(held) / len(texts) < 0.35
+    assert held == [t for t in texts if in_eval_split(t.upper(), 30)]  # case-insensitive, so stable
+
+
+def test_metrics() -> None:
+    gold = ["a", "a", "b", "b"]
+    assert accuracy(gold, ["a", "b", "b", "b"]) == 0.75
+    assert macro_f1(gold, gold, ["a", "b"]) == 1.0
