@@ -21,8 +21,9 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 
 from common.errors import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
-from common.schemas import Analysis, RawArticle
+from common.schemas import Analysis, Entity, RawArticle
 from inference import local
+from inference.batcher import MicroBatcher
 from inference.fast import FAST_MODELS, analyze_fast
 from inference.features import category_text, headline_text
 from inference.importance import NoveltyTracker, importance_score
@@ -78,8 +79,8 @@ class Engine:
         self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="inference")
         self._novelty = NoveltyTracker(self.settings.novelty_window)
         self._loaded = False
-        self._heads: Any = None
-        self._ner: Any = None
+        self._heads: MicroBatcher[tuple[str, str, str], local.HeadResult] | None = None
+        self._ner: MicroBatcher[tuple[str, str], list[Entity]] | None = None
         wanted = {self.settings.provider_for(t) for t in REMOTE_TASKS} - {"local"}
         self._remote: dict[str, _Remote] = {}
         for name in sorted(wanted):
@@ -111,8 +112,6 @@ class Engine:
 
     def _batchers(self) -> None:
         # Created on the running loop that first uses them.
-        from inference.batcher import MicroBatcher
-
         observe = self.metrics.core.batch_size.observe
         s = self.settings
         self._heads = MicroBatcher(
@@ -163,8 +162,9 @@ class Engine:
     async def _standard(self, article: RawArticle) -> tuple[Analysis, float]:
         if not self._loaded:
             await self.start()
-        if self._heads is None:
+        if self._heads is None or self._ner is None:
             self._batchers()
+        assert self._heads is not None and self._ner is not None  # noqa: S101 - for the type checker
         loop = asyncio.get_running_loop()
         head = headline_text(article.title, article.description)
         body = f"{head} {article.content or ''}"[:_BODY_CHARS]

@@ -12,12 +12,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from common.schemas import Entity
+from common.schemas import Entity, Sentiment
 from inference.embeddings import E5_MODEL, MINILM_MODEL, e5_encoder, minilm_encoder
 from inference.features import sentiment_features
 from inference.heads import LinearHead, NgramHead
@@ -55,7 +55,7 @@ _YAKE_LANGS = frozenset({"en", "de", "fr", "es", "it", "pt", "nl"})
 class HeadResult:
     """One article's learned-head output: sentiment, category, their confidences, and its embedding."""
 
-    sentiment: str
+    sentiment: Sentiment
     sentiment_score: float
     sentiment_confidence: float
     sentiment_model: str
@@ -82,7 +82,7 @@ def detect_language(text: str) -> str:
     return str(found[0]["lang"]) if found else "und"
 
 
-def sentiment_label(score: float, band: float = _NEUTRAL_BAND) -> str:
+def sentiment_label(score: float, band: float = _NEUTRAL_BAND) -> Sentiment:
     return "positive" if score >= band else "negative" if score <= -band else "neutral"
 
 
@@ -103,7 +103,7 @@ def encode_and_classify(items: Sequence[tuple[str, str, str]]) -> list[HeadResul
         for row, i in enumerate(english):
             p = dict(zip(sent.classes, sp[row], strict=True))
             score = float(p["positive"] - p["negative"])
-            label = max(p, key=lambda k: p[k])
+            label = cast(Sentiment, max(p, key=lambda k: p[k]))
             results[i] = HeadResult(
                 label,
                 round(score, 4),
