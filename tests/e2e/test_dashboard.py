@@ -109,8 +109,9 @@ def _articles(uid: str) -> tuple[RawArticle, RawArticle, bytes, dict[str, dict[s
         published_at=now,
         origin="push",
     )
-    # The consumer normalises what it reads once (entities unescaped) and fans it out as stored, so an
-    # escaped title arrives in the browser carrying a literal <script> tag: the page must show it as text.
+    # Text inside the suite is text: an author's escaped "&lt;script&gt;" became the characters
+    # "<script>" where it entered, and analysed articles are never parsed as markup again. Such a
+    # title reaches the browser carrying a literal <script> tag: the page must show it as text.
     base = AnalyzedArticle.from_raw(
         RawArticle(
             url=f"https://e2e.example/news/{uid}/literal",
@@ -130,8 +131,7 @@ def _articles(uid: str) -> tuple[RawArticle, RawArticle, bytes, dict[str, dict[s
         ),
     ).model_dump(mode="json")
     base["title"] = (
-        "&lt;script&gt;window.__pwned=1&lt;/script&gt;&lt;img src=x onerror=&quot;window.__pwned=2&quot;&gt;"
-        f" Literal <b>markup</b> {uid}"
+        f'<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> Literal <b>markup</b> {uid}'
     )
     literal_json = json.dumps(base).encode()
     literal = AnalyzedArticle.model_validate_json(literal_json)  # what the consumer will store and send
