@@ -1,0 +1,16 @@
+# Fault injection and hostile input (issue 10): tests/chaos (marker `chaos`) and tests/security.
+# Both also run in `make test` (pytest collects every folder under tests/), so CI runs them there;
+# `make chaos` runs them alone and rewrites the measured table of docs/RELIABILITY.md from their JSON.
+
+CHAOS_ARTIFACTS := test-artifacts/chaos
+
+.PHONY: chaos chaos-quick chaos-report
+chaos: install ## fault injection + hostile input on real processes; rewrites docs/RELIABILITY.md's table (~5 min)
+	rm -rf $(CHAOS_ARTIFACTS)
+	$(PY) -m pytest tests/chaos tests/security; status=$$?; $(PY) -m tests.support.chaos_report; exit $$status
+
+chaos-quick: install ## the chaos suite without the slow Kafka/Redis restart cases
+	$(PY) -m pytest tests/chaos tests/security -m "not slow_chaos"
+
+chaos-report: ## rewrite docs/RELIABILITY.md's table from the last run's $(CHAOS_ARTIFACTS)/*.json
+	$(PY) -m tests.support.chaos_report
