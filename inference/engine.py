@@ -37,7 +37,7 @@ __all__ = ["ENGINE_VERSION", "Engine", "get_engine"]
 ENGINE_VERSION = "0.2.0"
 # Entities and keywords read the headline and the start of the body: NER and YAKE cost grows with length,
 # and a news story's actors and topic are in its first paragraphs.
-_BODY_CHARS = 1_500
+_BODY_CHARS = 1_000
 _LOCAL_TASKS = ("language", "sentiment", "category", "keywords", "entities", "importance")
 log = logging.getLogger(__name__)
 
