@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
@@ -18,6 +18,7 @@ from common.metrics import CONTENT_TYPE_LATEST, render
 
 __all__ = [
     "WS_CLOSE_UNAUTHORIZED",
+    "BodySizeLimit",
     "ReadinessCheck",
     "bearer_auth",
     "configure_logging",
@@ -111,3 +112,62 @@ async def websocket_authorized(ws: WebSocket, token: SecretStr | None) -> bool:
     await ws.accept()
     await ws.close(code=WS_CLOSE_UNAUTHORIZED, reason="missing or wrong token")
     return False
+
+
+# --- request body size limit (a generic ASGI middleware any service can install) ---
+
+
+class BodySizeLimit:
+    """Answer 413 with a reason when a request body exceeds `max_bytes`, before a route reads it all.
+
+    `app.add_middleware(BodySizeLimit, max_bytes=settings.producer.max_body_bytes)`. A declared
+    `Content-Length` above the limit is refused at once; a chunked body is counted as it arrives and
+    cut off when it passes the limit (the route sees a disconnect; the client gets the 413).
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send, int(declared))
+            return
+        seen = 0
+        started = False
+
+        async def counted_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracked_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send, seen)
+
+    async def _refuse(self, send: Callable[..., Any], size: int) -> None:
+        body = JSONResponse(
+            {"detail": f"request body of at least {size} bytes is over the limit of {self.max_bytes} bytes"},
+            status_code=413,
+        )
+        await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers})
+        await send({"type": "http.response.body", "body": body.body})
+
+
+class _BodyTooLarge(Exception):
+    """Raised inside the app's `receive` when a streamed body passes the limit."""
