@@ -173,9 +173,16 @@ def _version(name: str) -> str:
 
 
 def _git_commit() -> str:
+    """HEAD, marked `+local changes` when the measured code (not bench/) differs from it in the work tree."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        return out.stdout.strip() or "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "common", "inference", "producer", "stream_worker", "consumer"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return (out.stdout.strip() or "unknown") + (" +local changes" if dirty else "")
     except OSError:
         return "unknown"
 

@@ -6,7 +6,8 @@
 - baseline (b): the same models called directly on the whole batch (their batch APIs), no engine around them:
   the engine's overhead is ours against (b) at the same batch size.
 
-Every configuration sees the same articles (real NewsArticles rows, after a warm-up on other rows).
+Every configuration sees the same articles (real NewsArticles rows, after a warm-up on other rows), in
+interleaved rounds (BENCH_ROUNDS, default 2) so that other work on a shared machine hits them alike.
 Knobs: BENCH_ENGINE_N (standard-tier articles per configuration, default 64), BENCH_FAST_N (160),
 BENCH_TIERS (fast,standard), BENCH_BATCHES (1,4,10,32), BENCH_PROFILE (1: py-spy profile of batch 32).
 """
@@ -117,17 +118,6 @@ async def _measure_async(fn: Callable[[Sequence[RawArticle]], Any], data: Sequen
     return time.perf_counter() - start, cpu.elapsed(), calls
 
 
-def _measure_sync(fn: Callable[[Sequence[RawArticle]], Any], data: Sequence[RawArticle], size: int):
-    calls: list[float] = []
-    cpu = CpuClock()
-    start = time.perf_counter()
-    for i in range(0, len(data), size):
-        t = time.perf_counter()
-        fn(data[i : i + size])
-        calls.append(time.perf_counter() - t)
-    return time.perf_counter() - start, cpu.elapsed(), calls
-
-
 async def bench_tier(tier: str, n: int, batches: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
     from inference.engine import Engine
     from inference.settings import EngineSettings
@@ -154,18 +144,40 @@ async def bench_tier(tier: str, n: int, batches: Sequence[int], log: Callable[[s
     async def single(batch: Sequence[RawArticle]) -> None:
         await engine.analyze(batch[0])
 
+    async def bare(batch: Sequence[RawArticle]) -> None:
+        models(batch)
+
+    configs: list[tuple[str, str, int, Callable[[Sequence[RawArticle]], Any]]] = [
+        ("engine single", "ours", 1, single),
+        *((f"engine batch {size}", "ours", size, engine.analyze_batch) for size in batches),
+        ("baseline (a) per article", "baseline_a", 1, bare),
+        *((f"baseline (b) direct batch {size}", "baseline_b", size, bare) for size in batches if size > 1),
+    ]
+    # Interleaved rounds: every configuration runs on each slice of the articles in turn, so a burst of
+    # other work on a shared machine falls on all of them alike rather than on whichever ran then.
+    rounds = max(1, min(env_int("BENCH_ROUNDS", 2), len(data) // max(batches)))
+    step = len(data) // rounds
+    totals: dict[str, list[Any]] = {name: [0.0, 0.0, []] for name, *_ in configs}
     try:
-        add(_row("engine single", "ours", 1, len(data), *await _measure_async(single, data, 1)))
-        for size in batches:
-            wall, cpu, calls = await _measure_async(engine.analyze_batch, data, size)
-            add(_row(f"engine batch {size}", "ours", size, len(data), wall, cpu, calls))
-        add(_row("baseline (a) per article", "baseline_a", 1, len(data), *_measure_sync(models, data, 1)))
-        for size in [b for b in batches if b > 1]:
-            wall, cpu, calls = _measure_sync(models, data, size)
-            add(_row(f"baseline (b) direct batch {size}", "baseline_b", size, len(data), wall, cpu, calls))
+        for r in range(rounds):
+            part = data[r * step : (r + 1) * step]
+            for name, _, size, fn in configs:
+                wall, cpu, calls = await _measure_async(fn, part, size)
+                totals[name][0] += wall
+                totals[name][1] += cpu
+                totals[name][2] += calls
+        for name, kind, size, _ in configs:
+            wall, cpu, calls = totals[name]
+            add(_row(name, kind, size, step * rounds, wall, cpu, calls))
     finally:
         engine.close()
-    return {"articles": len(data), "warmup_articles": _WARMUP, "load_s": round(load_s, 2), "rows": rows}
+    return {
+        "articles": step * rounds,
+        "rounds": rounds,
+        "warmup_articles": _WARMUP,
+        "load_s": round(load_s, 2),
+        "rows": rows,
+    }
 
 
 def profile(tier: str, n: int, log: Callable[[str], None]) -> dict[str, Any] | None:

@@ -157,18 +157,228 @@ def _engine(r: dict[str, Any], targets: list[list[Any]]) -> list[str]:
     return out
 
 
+def _lat(d: dict[str, Any] | None) -> list[Any]:
+    d = d or {}
+    return [d.get("p50_ms"), d.get("p95_ms"), d.get("p99_ms"), d.get("n")]
+
+
+def _engine_rate(r: dict[str, Any], batch: int) -> float | None:
+    std = (r.get("engine") or {}).get("tiers", {}).get("standard")
+    row = _row(std["rows"], f"engine batch {batch}") if std else None
+    return row["throughput"] if row else None
+
+
 def _pipeline(r: dict[str, Any], targets: list[list[Any]]) -> list[str]:
-    if not r.get("pipeline"):
+    p = r.get("pipeline")
+    if not p:
         return ["## 2. Whole pipeline", "", "Not measured yet: `make bench-pipeline`.", ""]
-    del targets
-    return []
+    runs = p["runs"]
+    out = [
+        "## 2. Whole pipeline (real Kafka and Redis)",
+        "",
+        f"Command: `{p['command']}` ({p['date']}, {p['duration_s']} s). Machine: {_machine(p)}. Code: "
+        f"`{p['machine'].get('git_commit')}`.",
+        "",
+        "`python -m producer.replay --no-dedup` into Kafka -> `python -m stream_worker worker` (standard tier, "
+        f"in-process engine, batch {p['worker_batch']['size']}, timeout {p['worker_batch']['timeout_s']} s) -> "
+        "Kafka -> `uvicorn consumer.main:app` -> Redis -> one WebSocket client. Each run has fresh services "
+        "and its own topics, keys and groups; the workers are warmed on 24 extra articles first. "
+        f"The corpus has {p['corpus_rows']:,} rows, {p['valid_articles']:,} valid (the rest go to the DLQ). "
+        "*Sustained* is stored articles/s between the 10th and 90th percentile of store times. At full "
+        "speed the replay puts everything into Kafka in seconds, so produce-to-stored latency there is mostly "
+        "time spent queued in `news.raw`: the latency that means something is the paced run's.",
+        "",
+    ]
+    rows = []
+    for name, x in runs.items():
+        rows.append(
+            [
+                name,
+                x["workers"],
+                x["rate_asked"] or "max",
+                f"{x['replay_accepted']:,} in {x['replay_s']} s ({x['produce_rate']}/s)",
+                f"{x['stored']:,} in {x['measured_s']} s" + ("" if x["drained"] else " (window ended)"),
+                x["sustained_rate"],
+                *_lat(x["produce_to_stored"])[:3],
+                *_lat(x["produce_to_websocket"])[1:3],
+            ]
+        )
+    out += _table(
+        [
+            "run",
+            "workers",
+            "rate asked /s",
+            "produced",
+            "stored",
+            "sustained art/s",
+            "produce->stored p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "produce->WS p95 ms",
+            "p99 ms",
+        ],
+        rows,
+    )
+    out += ["Where the latency goes (p50 / p95 / p99 ms):", ""]
+    out += _table(
+        ["run", "produce->analysed", "stored->WebSocket"],
+        [
+            [
+                name,
+                " / ".join(_f(v) for v in _lat(x["produce_to_analyzed"])[:3]),
+                " / ".join(_f(v) for v in _lat(x["stored_to_websocket"])[:3]),
+            ]
+            for name, x in runs.items()
+        ],
+    )
+    out += ["Peak resident memory (MB; services: the kernel's high-water mark; Kafka, Redis, replay: sampled):", ""]
+    procs = sorted({k for x in runs.values() for k in x["peak_rss_mb"]})
+    out += _table(["run", *procs], [[n, *(x["peak_rss_mb"].get(k) for k in procs)] for n, x in runs.items()])
+    mx = runs.get("max", {})
+    lag = [s for s in mx.get("lag", []) if "error" not in s]
+    if lag:
+        step = max(1, len(lag) // 12)
+        out += [
+            "Consumer lag over time, full-speed run (messages; worker group on `news.raw`, consumer group "
+            "on `news.analyzed`):",
+            "",
+        ]
+        out += _table(
+            ["t s", "produced", "worker lag", "analysed", "consumer lag", "stored (seen on WS)"],
+            [
+                [s["t_s"], s["produced"], s["worker_lag"], s["analyzed"], s["consumer_lag"], s["stored_seen_by_ws"]]
+                for s in lag[::step]
+            ],
+        )
+    prof = mx.get("worker_profile")
+    if prof:
+        out += [
+            f"Worker under full load (py-spy, {prof['samples']} samples; share of samples with the function on "
+            "the stack): " + ", ".join(f"`{k}` {v} %" for k, v in list(prof["top_inclusive_pct"].items())[:10]),
+            "",
+        ]
+    w1, w2 = runs.get("max"), runs.get("workers2")
+    if w1 and w2 and w1.get("sustained_rate") and w2.get("sustained_rate"):
+        out += [
+            f"**Scaling, 1 vs 2 workers:** {w1['sustained_rate']} vs {w2['sustained_rate']} articles/s "
+            f"({w2['sustained_rate'] / w1['sustained_rate']:.2f}x). Both workers share the same 2 cores "
+            "(and Kafka, Redis, the consumer and the bench), so a second worker adds no CPU here; it pays "
+            "where workers get their own cores.",
+            "",
+        ]
+    engine_rate = _engine_rate(r, 10)
+    if w1 and w1.get("sustained_rate") and engine_rate:
+        share = w1["sustained_rate"] / engine_rate
+        targets.append(
+            [
+                "pipeline sustained vs engine (batch 10, as the worker)",
+                ">= 90 %",
+                f"{share * 100:.0f} % ({w1['sustained_rate']} vs {engine_rate} art/s)",
+                _verdict(share >= 0.9),
+                "make bench-pipeline / make bench-engine",
+            ]
+        )
+    paced = runs.get("paced")
+    if paced:
+        p95 = paced["produce_to_stored"]["p95_ms"]
+        targets.append(
+            [
+                "produce->stored p95 at half load",
+                "< 1,000 ms",
+                f"{_f(p95)} ms at {paced['rate_asked']}/s",
+                _verdict(p95 < 1000),
+                "make bench-pipeline",
+            ]
+        )
+    return out
 
 
 def _serving(r: dict[str, Any], targets: list[list[Any]]) -> list[str]:
-    if not r.get("serving"):
+    s = r.get("serving")
+    if not s:
         return ["## 3. Serving", "", "Not measured yet: `make bench-serving`.", ""]
-    del targets
-    return []
+    rest, ws = s.get("rest", {}), s.get("websocket", {})
+    out = [
+        "## 3. Serving",
+        "",
+        f"Command: `{s['command']}` ({s['date']}, {s['duration_s']} s). Machine: {_machine(s)}.",
+        "",
+        f"One consumer process (`uvicorn consumer.main:app --no-access-log`) over {rest.get('seeded_articles', 0):,} "
+        "real corpus articles in Redis (their analyses synthetic: serving cost depends on size, not on what "
+        f"the models said); a `/news/recent?limit=20` answer is {rest.get('recent_response_bytes', 0):,} bytes. "
+        "The load generator runs on the same 2 cores as the server.",
+        "",
+    ]
+    rows = []
+    for key, label in (("recent", "GET /news/recent?limit=20"), ("top", "GET /news/top")):
+        x = rest.get(key)
+        if x:
+            rows.append(
+                [label, x["tool"], x["requests_per_s"], x["p50_ms"], x.get("p90_ms"), x["p99_ms"], x.get("non_2xx")]
+            )
+    out += _table(["request", "load", "requests/s", "p50 ms", "p90 ms", "p99 ms", "non-2xx"], rows)
+    paced = rest.get("recent_paced")
+    if paced:
+        out += [
+            f"Fixed rate ({paced['tool']}; latency from each request's scheduled time): achieved "
+            f"{paced['achieved_per_s']}/s, {paced['answered']:,} of {paced['requests']:,} answered "
+            f"({paced['unfinished']} cut off 5 s after the last send), p50 {paced['p50_ms']} ms, p95 "
+            f"{paced['p95_ms']} ms, p99 {paced['p99_ms']} ms, errors {paced['errors']}.",
+            "",
+        ]
+    prof = rest.get("recent_profile")
+    if prof:
+        out += [
+            f"Consumer serving `/news/recent?limit=20` (py-spy, {prof['samples']} samples): "
+            + ", ".join(f"`{k}` {v} %" for k, v in list(prof["top_inclusive_pct"].items())[:10]),
+            "",
+        ]
+    recent = rest.get("recent")
+    if recent:
+        targets.append(
+            [
+                "`/news/recent` on one process",
+                ">= 1,500 requests/s",
+                f"{recent['requests_per_s']} req/s",
+                _verdict((recent["requests_per_s"] or 0) >= 1500),
+                "make bench-serving",
+            ]
+        )
+    if paced:
+        ok = paced["p99_ms"] < 50 and paced["achieved_per_s"] >= 0.95 * paced["rate_asked"]
+        targets.append(
+            [
+                "`/news/recent` p99 at 500 requests/s",
+                "< 50 ms",
+                f"{paced['p99_ms']} ms (achieved {paced['achieved_per_s']}/s)",
+                _verdict(ok),
+                "make bench-serving",
+            ]
+        )
+    if ws:
+        d = ws["store_to_client"]
+        out += [
+            "### WebSocket fan-out",
+            "",
+            f"{ws['connected']:,} of {ws['clients']:,} clients connected (one Python process); {ws['messages']} "
+            f"articles produced to `news.analyzed` at {ws['rate_per_s']}/s; each stored article is pushed to "
+            f"every client. Delivered {ws['deliveries']:,} of {ws['expected_deliveries']:,}; missing "
+            f"{ws['missing']:,}; server-reported drops (`lagged`) {ws['lagged_reported']:,}. Store->client "
+            f"latency p50 {d['p50_ms']} ms, p95 {d['p95_ms']} ms, p99 {d['p99_ms']} ms, max {d['max_ms']} ms. "
+            f"Consumer peak RSS {ws.get('consumer_peak_rss_mb')} MB.",
+            "",
+        ]
+        ok = d["p95_ms"] < 200 and ws["missing"] == 0 and ws["connected"] == ws["clients"]
+        targets.append(
+            [
+                "WebSocket fan-out to 1,000 clients",
+                "p95 < 200 ms, no drops",
+                f"{ws['connected']} clients, p95 {d['p95_ms']} ms, {ws['missing']} missing",
+                _verdict(ok),
+                "make bench-serving",
+            ]
+        )
+    return out
 
 
 def _notes(r: dict[str, Any]) -> list[str]:

@@ -1,0 +1,75 @@
+"""py-spy helpers: sample a running process for a few seconds and say which functions the time was spent in."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+__all__ = ["py_spy", "record_pid", "top_inclusive"]
+
+# Framework layers every request or event passes through (routing, middleware): on every stack, no news.
+_GENERIC = ("__call__", ".handle", "._handle_selected", ".app", "_run", ".run", "wrapped_app")
+_PLUMBING = (
+    "asyncio/",
+    "threading.py",
+    "<frozen",
+    "concurrent/",
+    "runpy",
+    "uvicorn/",
+    "mode/",
+    "click/",
+    "starlette/middleware",
+    "venusian/",
+)
+
+
+def py_spy() -> str | None:
+    found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return found if Path(found).exists() else None
+
+
+async def record_pid(pid: int, seconds: float, rate: int = 50) -> str | None:
+    """Raw (collapsed) stacks of `pid` over `seconds`; None when py-spy is missing or cannot attach."""
+    spy = py_spy()
+    if spy is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "profile.txt"
+        proc = await asyncio.create_subprocess_exec(
+            spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(rate),
+            "--format", "raw", "--output", str(out), "--nonblocking",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await proc.wait()
+        return out.read_text() if out.exists() else None
+
+
+def top_inclusive(raw: str | None, n: int = 10) -> dict[str, Any] | None:
+    """Share of samples (%) in which each function was on the stack; the first few, biggest first."""
+    if not raw:
+        return None
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        names = set()
+        for frame in stack.split(";"):
+            func, _, where = frame.partition(" (")
+            path = where.split(":")[0]
+            func = func.strip()
+            if func == "<module>" or path.startswith(_PLUMBING) or func.endswith(_GENERIC) or "<locals>" in func:
+                continue  # the event loop, threads and start-up are on every stack: they say nothing
+            names.add(f"{func} ({path})")
+        for name in names:
+            inclusive[name] += samples
+    top = inclusive.most_common(n)
+    return {"samples": total, "top_inclusive_pct": {k: round(v / total * 100, 1) for k, v in top}}

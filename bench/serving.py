@@ -1,0 +1,323 @@
+"""Serving benchmark: the consumer's REST reads under load and its WebSocket fan-out to many clients.
+
+REST: one consumer process (uvicorn, no access log) over a Redis slice seeded with BENCH_REST_ARTICLES (1,000)
+real corpus articles; `GET /news/recent?limit=20` and `GET /news/top` driven by wrk (closed loop,
+BENCH_REST_CONNECTIONS connections, BENCH_REST_SECONDS each) for the most requests/s, then
+`/news/recent?limit=20` at a fixed 500 requests/s by an open-loop Python generator (latency counted
+from each request's scheduled time, so a stall is not hidden), for the p99 target.
+
+WebSocket: BENCH_WS_CLIENTS (1,000) clients on a fresh, empty slice; BENCH_WS_MESSAGES (40) analysed
+articles produced to `news.analyzed` at BENCH_WS_RATE (10/s); the consumer stores each and fans it out.
+Delivery latency = the client's receive time - the store time (the Redis stream entry id). Drops = messages
+a client never received, plus those the server reported dropping (`lagged`).
+
+The analyses in the seeded articles are synthetic (real titles and bodies, fixed-shape analysis): serving
+cost depends on the records' size and count, not on what the models said. Loopback only; every load is
+bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import websockets
+from redis.asyncio import Redis
+
+from bench.common import corpus, env_float, env_int, latency_summary, pct, save_section
+from bench.profiling import record_pid, top_inclusive
+from bench.services import Slice, start_infra, stop_infra, wait_until
+from common.kafka import make_producer
+from common.schemas import Analysis, AnalyzedArticle, Entity, RawArticle
+from common.store import ArticleStore
+
+__all__ = ["run"]
+
+_SENTIMENTS = ("positive", "neutral", "negative")
+_CATEGORIES = ("world", "politics", "business", "technology", "sport", "science", "health", "entertainment")
+
+
+def _analysed(i: int, raw: RawArticle) -> AnalyzedArticle:
+    words = re.findall(r"[A-Za-z]{4,}", raw.title)[:5]
+    analysis = Analysis(
+        sentiment=_SENTIMENTS[i % 3],  # type: ignore[arg-type]
+        sentiment_score=round(((i % 21) - 10) / 10, 2),
+        keywords=words,
+        entities=[Entity(text=w, type="ORG") for w in words[:2]],
+        category=_CATEGORIES[i % len(_CATEGORIES)],
+        language="en",
+        importance_score=float(i % 11) if i % 11 <= 10 else 5.0,
+        providers={"sentiment": "bench"},
+        models={"sentiment": "synthetic"},
+    )
+    return AnalyzedArticle.from_raw(raw, analysis)
+
+
+async def _seed(slice_: Slice, n: int) -> None:
+    redis = Redis.from_url(slice_.infra.redis_url)
+    store = ArticleStore(redis, prefix=slice_.key_prefix)
+    try:
+        for i, raw in enumerate(corpus()[:n]):
+            await store.put(_analysed(i, raw))
+    finally:
+        await redis.aclose()
+
+
+_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk(url: str, seconds: float, connections: int) -> dict[str, Any]:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "--timeout", "5s", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
+    result: dict[str, Any] = {"tool": f"wrk -t1 -c{connections} -d{int(seconds)}s --latency", "raw": out[-800:]}
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    result["requests_per_s"] = round(float(rps.group(1)), 1) if rps else None
+    for q in ("50", "90", "99"):
+        m = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        result[f"p{q}_ms"] = round(float(m.group(1)) * _WRK_UNITS[m.group(2)], 2) if m else None
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    result["non_2xx"] = int(errors.group(1)) if errors else 0
+    result["socket_errors"] = socket_errors.group(1) if socket_errors else None
+    return result
+
+
+async def _closed_loop(url: str, seconds: float, connections: int) -> dict[str, Any]:
+    """Fallback when wrk is missing: `connections` loops of back-to-back requests for `seconds`."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def loop(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            t = time.perf_counter()
+            async with session.get(url) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    errors += 1
+            latencies.append(time.perf_counter() - t)
+
+    start = time.perf_counter()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+        await asyncio.gather(*(loop(session) for _ in range(connections)))
+    wall = time.perf_counter() - start
+    s = latency_summary(latencies)
+    return {
+        "tool": f"python aiohttp closed loop, {connections} connections, {seconds:.0f}s",
+        "requests_per_s": round(len(latencies) / wall, 1),
+        "p50_ms": s["p50_ms"],
+        "p90_ms": round(pct(latencies, 90) * 1000, 2),
+        "p99_ms": s["p99_ms"],
+        "non_2xx": errors,
+    }
+
+
+async def _open_loop(url: str, rate: float, seconds: float) -> dict[str, Any]:
+    """A fixed arrival rate; each latency runs from the request's scheduled send time to its full response."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(session: aiohttp.ClientSession, scheduled: float) -> None:
+        nonlocal errors
+        try:
+            async with session.get(url) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    errors += 1
+        except aiohttp.ClientError:
+            errors += 1
+        latencies.append(time.perf_counter() - scheduled)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+        start = time.perf_counter()
+        tasks = []
+        for i in range(total):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(session, scheduled)))
+        # Bounded: what is not answered 5 s after the last send is cut off and counted as unfinished,
+        # with the time it had waited so far (so the percentiles are a lower bound when that happens).
+        _, pending = await asyncio.wait(tasks, timeout=max(0.0, start + seconds + 5 - time.perf_counter()))
+        cut = time.perf_counter()
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        wall = cut - start
+    unfinished = len(pending)
+    done = len(latencies)
+    latencies += [cut - (start + i / rate) for i in range(total - unfinished, total)]
+    s = latency_summary(latencies)
+    return {
+        "tool": f"python aiohttp open loop at {rate:.0f} requests/s for {seconds:.0f}s",
+        "rate_asked": rate,
+        "requests": total,
+        "answered": done,
+        "unfinished": unfinished,
+        "achieved_per_s": round(done / wall, 1),
+        "p50_ms": s["p50_ms"],
+        "p95_ms": s["p95_ms"],
+        "p99_ms": s["p99_ms"],
+        "errors": errors,
+    }
+
+
+async def _rest(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
+    n = env_int("BENCH_REST_ARTICLES", 1000, 200)
+    seconds = env_float("BENCH_REST_SECONDS", 10, 3)
+    connections = env_int("BENCH_REST_CONNECTIONS", 16)
+    await _seed(slice_, n)
+    consumer = slice_.start_consumer()
+    consumer.wait_ready(timeout=120)
+    base = f"http://127.0.0.1:{consumer.port}"
+    async with aiohttp.ClientSession() as session:  # warm: first requests load scripts, JIT caches
+        for _ in range(20):
+            async with session.get(f"{base}/news/recent?limit=20") as resp:
+                body = await resp.read()
+    result: dict[str, Any] = {"seeded_articles": n, "recent_response_bytes": len(body)}
+    have_wrk = shutil.which("wrk") is not None
+    for name, path in (("recent", "/news/recent?limit=20"), ("top", "/news/top")):
+        url = base + path
+        spy = None
+        if name == "recent" and consumer.proc is not None:
+            spy = asyncio.create_task(record_pid(consumer.proc.pid, max(2, seconds - 2)))
+        if have_wrk:
+            result[name] = await asyncio.to_thread(_wrk, url, seconds, connections)
+        else:
+            result[name] = await _closed_loop(url, seconds, connections)
+        if spy is not None:
+            result["recent_profile"] = top_inclusive(await spy)
+        r = result[name]
+        log(f"  GET {path}: {r['requests_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms ({r['tool']})")
+    rate = env_float("BENCH_REST_RATE", 500)
+    result["recent_paced"] = await _open_loop(f"{base}/news/recent?limit=20", rate, seconds)
+    r = result["recent_paced"]
+    log(f"  GET /news/recent?limit=20 at {rate:.0f}/s: achieved {r['achieved_per_s']}/s, p99 {r['p99_ms']} ms")
+    result["consumer_peak_rss_mb"] = slice_.peak_rss().get("consumer")
+    return result
+
+
+class _WsClient:
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}  # cursor -> receive time
+        self.lagged = 0
+        self.ready = asyncio.Event()
+        self.error: str | None = None
+
+
+async def _ws_client(url: str, client: _WsClient, stop: asyncio.Event, gate: asyncio.Semaphore) -> None:
+    try:
+        async with gate:
+            ws = await websockets.connect(url, max_size=None, ping_interval=None, open_timeout=60)
+        async with ws:
+            stopper = asyncio.create_task(stop.wait())
+            while not stop.is_set():
+                receive = asyncio.create_task(ws.recv())
+                done, _ = await asyncio.wait({receive, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if receive not in done:
+                    receive.cancel()
+                    break
+                raw = receive.result()
+                now = time.time()
+                text = raw if isinstance(raw, str) else raw.decode()
+                if text.startswith('{"type":"new_analysis"'):
+                    at = text.rfind('"cursor":"')
+                    client.arrivals[text[at + 10 : text.index('"', at + 10)]] = now
+                elif text.startswith('{"type":"initial_data"'):
+                    client.ready.set()
+                elif text.startswith('{"type":"lagged"'):
+                    client.lagged += int(re.findall(r"\d+", text)[0])
+            stopper.cancel()
+    except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+        client.error = f"{type(exc).__name__}: {exc}"[:200]
+        client.ready.set()
+
+
+async def _fan_out(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
+    clients_n = env_int("BENCH_WS_CLIENTS", 1000, 100)
+    messages = env_int("BENCH_WS_MESSAGES", 40, 10)
+    rate = env_float("BENCH_WS_RATE", 10)
+    await slice_.create_topics()
+    consumer = slice_.start_consumer()
+    consumer.wait_ready(timeout=120)
+    url = f"ws://127.0.0.1:{consumer.port}/ws"
+    stop = asyncio.Event()
+    gate = asyncio.Semaphore(50)
+    clients = [_WsClient() for _ in range(clients_n)]
+    t = time.monotonic()
+    tasks = [asyncio.create_task(_ws_client(url, c, stop, gate)) for c in clients]
+    await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), 180)
+    connected = sum(1 for c in clients if c.error is None)
+    log(f"  {connected} of {clients_n} WebSocket clients connected in {time.monotonic() - t:.1f}s")
+    producer = make_producer(slice_.kafka, client_id="bench-fanout")
+    await producer.start()
+    try:
+        articles = corpus()[:messages]
+        start = time.perf_counter()
+        for i, raw in enumerate(articles):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            a = _analysed(i, raw)
+            await producer.send(slice_.kafka.topics.analyzed_topic, a.model_dump_json().encode(), key=a.id.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    live = [c for c in clients if c.error is None]
+    await wait_until(lambda: all(len(c.arrivals) >= messages for c in live), 60, interval=0.5)
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    delivery = [now - int(cursor.split("-")[0]) / 1000 for c in live for cursor, now in c.arrivals.items()]
+    missing = sum(max(0, messages - len(c.arrivals)) for c in live)
+    result = {
+        "clients": clients_n,
+        "connected": connected,
+        "connect_errors": sorted({c.error for c in clients if c.error})[:5],
+        "messages": messages,
+        "rate_per_s": rate,
+        "deliveries": len(delivery),
+        "expected_deliveries": messages * connected,
+        "missing": missing,
+        "lagged_reported": sum(c.lagged for c in live),
+        "store_to_client": latency_summary(delivery),
+        "consumer_peak_rss_mb": slice_.peak_rss().get("consumer"),
+    }
+    s = result["store_to_client"]
+    log(f"  fan-out: {len(delivery)}/{messages * connected} delivered, p95 {s['p95_ms']} ms, missing {missing}")
+    return result
+
+
+async def _main(log: Callable[[str], None]) -> dict[str, Any]:
+    infra = start_infra()
+    section: dict[str, Any] = {"load_avg_start": [round(x, 2) for x in os.getloadavg()]}
+    try:
+        for name, fn in (("rest", _rest), ("websocket", _fan_out)):
+            slice_ = Slice(infra, name)
+            try:
+                section[name] = await fn(slice_, log)
+            finally:
+                await slice_.close()
+    finally:
+        stop_infra(infra)
+    return section
+
+
+def run(log: Callable[[str], None] = print) -> dict[str, Any]:
+    started = time.monotonic()
+    section = asyncio.run(_main(log))
+    save_section("serving", section, command="make bench-serving", started=started)
+    return section
+
+
+if __name__ == "__main__":
+    run()
