@@ -62,7 +62,7 @@ async def test_llm_provider_failures_fall_back_and_circuit_recloses(
         worker = spawn("worker", env=_worker_env(llm.url))
         sent: list[RawArticle] = []
 
-        async def run(batch: list[RawArticle]) -> list[dict]:
+        async def run(batch: list[RawArticle]) -> list[dict[str, str]]:
             sent.extend(batch)
             await produce(kafka_settings, topic, [(a.id.encode(), a.model_dump_json().encode()) for a in batch])
             ids = {a.id for a in batch}

@@ -72,6 +72,7 @@ async def test_bad_sources_do_not_stop_the_good_ones(
             },
         )
         assert producer.proc is not None
+        pid = producer.proc.pid
         base = f"http://127.0.0.1:{producer.port}"
         health: list[float] = []
         memory: list[float] = []
@@ -83,7 +84,7 @@ async def test_bad_sources_do_not_stop_the_good_ones(
                     started = time.monotonic()
                     await client.get("/healthz")
                     health.append(time.monotonic() - started)
-                    memory.append(rss_mb(producer.proc.pid))
+                    memory.append(rss_mb(pid))
                     await asyncio.sleep(0.2)
 
         prober = asyncio.create_task(probe())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from fastapi import FastAPI, Request
@@ -29,7 +31,7 @@ async def test_small_body_passes_large_ones_get_413_with_a_reason() -> None:
         assert declared.status_code == 413
         assert "limit of 1024 bytes" in declared.json()["detail"]
 
-        async def chunks():  # no Content-Length: counted as it streams in
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams in
             for _ in range(10):
                 yield b"y" * 300
 

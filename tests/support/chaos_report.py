@@ -31,7 +31,8 @@ def table(rows: list[dict[str, object]]) -> str:
     ]
     for row in sorted(rows, key=lambda r: (bool(r.get("slow")), str(r["case"]))):
         case = f"{row['case']} (slow)" if row.get("slow") else str(row["case"])
-        notes = "; ".join(str(n) for n in row.get("notes") or [])  # type: ignore[union-attr]
+        raw_notes = row.get("notes")
+        notes = "; ".join(str(n) for n in raw_notes) if isinstance(raw_notes, list) else ""
         cells = [case, row["fault"], row["articles_in"], row["stored"], row["lost"], row["duplicates_rest"]]
         cells += [row["duplicates_ws"], row["recovery_s"], notes]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
