@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
-
 from common.settings import KafkaSettings
 from tests.support.chaos import Outcome, WsWatcher, analyzed, stored_ids, wait_until
 from tests.support.processes import ServiceProcess
@@ -66,19 +64,12 @@ async def test_worker_sigkill_mid_batch(spawn: Callable[..., ServiceProcess], ka
     outcome.notes.append(
         f"{before} of {n} stored when killed; {reanalysed} article(s) analysed twice (produced, not yet committed)"
     )
-    if outcome.duplicates_ws:
-        outcome.notes.append(
-            "each re-analysis reached the WebSocket client again as `new_analysis` "
-            "(see test_reanalysis_is_not_delivered_twice_over_websocket)"
-        )
     outcome.write()
     assert before < n, "the worker finished before it was killed: slow the batches down"
     assert outcome.lost == 0 and outcome.stored == n
     assert outcome.duplicates_rest == 0
     assert watcher.deliveries.keys() >= expected
-    # A WebSocket client sees a re-analysed article twice: a consumer bug held (deterministically) by
-    # test_reanalysis_is_not_delivered_twice_over_websocket below; here it is measured for the table.
-    assert outcome.duplicates_ws <= reanalysed
+    assert outcome.duplicates_ws == 0, f"ids delivered twice over WebSocket: {watcher.deliveries.most_common(3)}"
 
 
 async def _at_least(base: str, expected: set[str], k: int) -> bool:
@@ -130,13 +121,6 @@ async def test_consumer_sigkill_mid_stream(spawn: Callable[..., ServiceProcess],
     assert outcome.duplicates_ws == 0, f"ids delivered twice over WebSocket: {watcher.deliveries.most_common(3)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "consumer bug: a worker restarted after SIGKILL re-analyses its uncommitted batch; the store keeps one "
-        "copy (REPLACED) but its event stream broadcasts the replacement as a second `new_analysis`"
-    ),
-)
 async def test_reanalysis_is_not_delivered_twice_over_websocket(
     spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings
 ) -> None:
