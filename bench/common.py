@@ -29,11 +29,13 @@ __all__ = [
     "ROOT",
     "CpuClock",
     "corpus",
+    "cpu_seconds",
     "env_float",
     "env_int",
     "latency_summary",
     "load_results",
     "machine",
+    "machine_ticks",
     "now_iso",
     "peak_rss_mb",
     "pct",
@@ -143,6 +145,24 @@ def peak_rss_mb(pid: int) -> float | None:
 def rss_mb(pid: int) -> float | None:
     kb = _status_kb(pid, "VmRSS")
     return round(kb / 1024, 1) if kb is not None else None
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (/proc/PID/stat), threads included."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(idle, total) CPU ticks of the whole machine since boot (/proc/stat), for its idle share over a window."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return values[3] + values[4], sum(values)
 
 
 def _cpu_model() -> str:

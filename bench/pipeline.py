@@ -5,6 +5,7 @@ Runs, each on its own slice (topic prefix, key prefix, groups), with freshly sta
 1. `max`: the whole corpus replayed as fast as the producer goes, 1 worker; measured for a bounded window
    (BENCH_PIPELINE_SECONDS, default 100) or until every article is stored, whichever comes first;
 2. `paced`: half the sustained rate of run 1 for BENCH_PACED_SECONDS (60): latency under steady load;
+   `paced_flush`: the same with `WORKER__BATCH_TIMEOUT=BENCH_PACED_FLUSH` (0.2 s; empty skips it);
 3. `workers2`: as run 1 with 2 workers, for BENCH_SCALE_SECONDS (60): the scaling shape.
 
 Times: `fetched_at` is stamped by the producer when it validates an article, just before it sends it;
@@ -31,7 +32,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
-from bench.common import ROOT, corpus, env_float, latency_summary, rss_mb, save_section
+from bench.common import ROOT, corpus, cpu_seconds, env_float, latency_summary, machine_ticks, rss_mb, save_section
 from bench.profiling import record_pid, top_inclusive
 from bench.services import Slice, env_for_replay, infra_pids, start_infra, stop_infra, wait_until
 from common.kafka import make_producer
@@ -170,6 +171,22 @@ class Memory:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
+        self._t = time.monotonic()
+        self._ticks = machine_ticks()
+        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def cpu_use(self, pids: dict[str, int]) -> dict[str, Any]:
+        """Cores each process used on average since `start`, and the machine's idle share meanwhile."""
+        wall = time.monotonic() - self._t
+        idle, total = machine_ticks()
+        out: dict[str, Any] = {
+            "machine_idle_pct": round((idle - self._ticks[0]) / max(1, total - self._ticks[1]) * 100, 1)
+        }
+        for name, pid in pids.items():
+            now, before = cpu_seconds(pid), self._cpu.get(name)
+            if now is not None and before is not None and wall > 0:
+                out[name] = round((now - before) / wall, 2)
+        return out
 
     async def _run(self) -> None:
         while True:
@@ -225,7 +242,8 @@ async def pipeline_run(
     await _warm_up(slice_, listener, timeout=180)
     log(f"  {slice_.name}: {workers} worker(s) ready, warm-up through in {time.monotonic() - t:.1f}s")
 
-    memory = Memory({**infra_pids(slice_.infra)})
+    services = {p.name: p.proc.pid for p in slice_.procs if p.proc is not None}
+    memory = Memory({**infra_pids(slice_.infra), **services})
     memory.start()
     lag = Lag(slice_, listener)
     t0 = time.time()
@@ -248,9 +266,11 @@ async def pipeline_run(
     try:
         out, _ = await asyncio.wait_for(replay.communicate(), timeout=window + 60)
     except TimeoutError:
-        os.killpg(replay.pid, signal.SIGKILL)
-        await replay.wait()
         out = b"replay killed: it outlasted the window"
+    finally:  # also on Ctrl-C or `timeout`: the replay runs in its own session, so nobody else stops it
+        if replay.returncode is None:
+            os.killpg(replay.pid, signal.SIGKILL)
+            await replay.wait()
     replay_s = time.time() - t0
     text = out.decode(errors="replace")
     accepted = _count(text, "accepted")
@@ -258,6 +278,7 @@ async def pipeline_run(
     remaining = max(0.0, window - (time.time() - t0))
     drained = await wait_until(lambda: listener.unique >= accepted > 0, remaining, interval=0.5)
     measured_s = time.time() - t0
+    cores = memory.cpu_use({k: v for k, v in memory.pids.items() if k != "replay"})
     peaks = slice_.peak_rss()
     await lag.stop()
     await memory.stop()
@@ -265,7 +286,7 @@ async def pipeline_run(
     peaks.update(memory.peak)
     result = _summarise(listener, t0)
     if spy is not None:
-        result["worker_profile"] = top_inclusive(await spy, 14)
+        result["worker_profile"] = top_inclusive(await spy, 40)
     result.update(
         {
             "workers": workers,
@@ -279,6 +300,7 @@ async def pipeline_run(
             "drained": drained,
             "lagged_notices": listener.lagged,
             "peak_rss_mb": peaks,
+            "cores_used": cores,
             "lag": lag.samples,
         }
     )
@@ -337,16 +359,20 @@ async def _main(log: Callable[[str], None]) -> dict[str, Any]:
         "runs": {},
     }
     try:
-        for name, workers, rate, limit, seconds in (
-            ("max", 1, 0.0, None, window),
-            ("paced", 1, None, None, paced_s),
-            ("workers2", 2, 0.0, None, scale_s),
-        ):
-            if name == "paced":
+        flush = os.environ.get("BENCH_PACED_FLUSH", "0.2")
+        plan: list[tuple[str, int, float | None, int | None, float, dict[str, str]]] = [
+            ("max", 1, 0.0, None, window, {}),
+            ("paced", 1, None, None, paced_s, {}),
+            ("workers2", 2, 0.0, None, scale_s, {}),
+        ]
+        if flush:  # the same half load with a shorter batch timeout: what the latency lever is worth
+            plan.insert(2, ("paced_flush", 1, None, None, paced_s, {"WORKER__BATCH_TIMEOUT": flush}))
+        for name, workers, rate, limit, seconds, extra in plan:
+            if rate is None:
                 top = section["runs"]["max"]["sustained_rate"] or section["runs"]["max"]["overall_rate"] or 2.0
                 rate = round(top / 2, 2)
                 limit = max(10, math.ceil(rate * seconds))
-            slice_ = Slice(infra, name)
+            slice_ = Slice(infra, name, extra_env=extra)
             try:
                 log(f"  {name}: {workers} worker(s), rate {rate or 'max'}, limit {limit or 'all'}, window {seconds}s")
                 section["runs"][name] = await pipeline_run(
@@ -354,9 +380,10 @@ async def _main(log: Callable[[str], None]) -> dict[str, Any]:
                     workers=workers,
                     rate=rate or 0.0,
                     limit=limit,
-                    window=seconds + (30 if name == "paced" else 0),
+                    window=seconds + (30 if limit else 0),
                     log=log,
                 )
+                section["runs"][name]["batch_timeout_s"] = float(extra.get("WORKER__BATCH_TIMEOUT", 1.0))
             finally:
                 await slice_.close()
     finally:

@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["py_spy", "record_pid", "top_inclusive"]
 
 # Framework layers every request or event passes through (routing, middleware): on every stack, no news.
-_GENERIC = ("__call__", ".handle", "._handle_selected", ".app", "_run", ".run", "wrapped_app")
+_GENERIC = ("__call__", ".handle", "._handle_selected", ".app", "_run", ".run", "wrapped_app", ".main")
 _PLUMBING = (
     "asyncio/",
     "threading.py",
@@ -54,6 +54,7 @@ def top_inclusive(raw: str | None, n: int = 10) -> dict[str, Any] | None:
     if not raw:
         return None
     inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
     total = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -61,6 +62,8 @@ def top_inclusive(raw: str | None, n: int = 10) -> dict[str, Any] | None:
             continue
         samples = int(count)
         total += samples
+        leaf, _, where = stack.split(";")[-1].partition(" (")
+        own[f"{leaf.strip()} ({where.split(':')[0]})"] += samples
         names = set()
         for frame in stack.split(";"):
             func, _, where = frame.partition(" (")
@@ -72,4 +75,8 @@ def top_inclusive(raw: str | None, n: int = 10) -> dict[str, Any] | None:
         for name in names:
             inclusive[name] += samples
     top = inclusive.most_common(n)
-    return {"samples": total, "top_inclusive_pct": {k: round(v / total * 100, 1) for k, v in top}}
+    return {
+        "samples": total,
+        "top_inclusive_pct": {k: round(v / total * 100, 1) for k, v in top},
+        "top_self_pct": {k: round(v / total * 100, 1) for k, v in own.most_common(n)},
+    }

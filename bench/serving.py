@@ -196,7 +196,7 @@ async def _rest(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
         else:
             result[name] = await _closed_loop(url, seconds, connections)
         if spy is not None:
-            result["recent_profile"] = top_inclusive(await spy)
+            result["recent_profile"] = top_inclusive(await spy, 40)
         r = result[name]
         log(f"  GET {path}: {r['requests_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms ({r['tool']})")
     rate = env_float("BENCH_REST_RATE", 500)
