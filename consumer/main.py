@@ -12,12 +12,12 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
-from redis.asyncio import Redis
 
 from common.errors import StoreError
 from common.http import bearer_auth, configure_logging, install_error_handlers
 from common.kafka import ensure_topics, make_producer, wait_for_kafka
 from common.metrics import ConsumerMetrics
+from common.redis_client import make_redis
 from common.stats import StatsStore
 from common.store import ArticleStore
 from consumer.api import NEXT_CURSOR_HEADER, ops, router, ws_router
@@ -73,7 +73,7 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         topics = settings.kafka.topics
-        redis = Redis.from_url(settings.redis.url, health_check_interval=30)
+        redis = make_redis(settings.redis)
         store = ArticleStore(
             redis,
             prefix=settings.redis.key_prefix,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from common.http import configure_logging, install_error_handlers, ops_router
+from common.http import BodySizeLimit, bearer_auth, configure_logging, install_error_handlers, ops_router
 from inference.api import router
 from inference.engine import Engine
 from inference.settings import InferenceSettings, get_settings
@@ -36,9 +36,11 @@ def create_app(settings: InferenceSettings | None = None, registry: CollectorReg
         return {"models_loaded": engine is not None and engine.ready}
 
     app = FastAPI(title="news-suite inference", version="0.2.0", lifespan=lifespan)
+    # Outermost, so an oversized body is refused before anything reads it.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(ops_router(lambda request: request.app.state.registry, readiness))
-    app.include_router(router)
+    app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))])
     return app
 
 

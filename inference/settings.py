@@ -80,6 +80,7 @@ class EngineSettings(BaseModel):
 class InferenceSettings(ServiceSettings):
     inference: EngineSettings = Field(default_factory=EngineSettings)
     max_batch_request: int = Field(default=64, ge=1, le=1_000)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
 
 @lru_cache(maxsize=1)

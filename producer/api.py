@@ -12,7 +12,7 @@ from common.http import ops_router
 from producer.deps import PollerDep, PublisherDep, SettingsDep
 from producer.poller import PollReport
 
-__all__ = ["PushStats", "router"]
+__all__ = ["PushStats", "ops", "router"]
 
 _NO_SOURCES = (
     "no network sources configured: set NEWSAPI__API_KEY for NewsAPI.org and/or PRODUCER__RSS_FEEDS "
@@ -67,8 +67,9 @@ async def _readiness(request: Request) -> dict[str, bool]:
     return checks
 
 
+# `ops` (health, readiness, metrics) stays open; `router` is mounted behind the optional API token.
+ops = ops_router(lambda r: r.app.state.registry, _readiness)
 router = APIRouter()
-router.include_router(ops_router(lambda r: r.app.state.registry, _readiness))
 
 
 @router.get("/")

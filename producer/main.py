@@ -6,15 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
-from redis.asyncio import Redis
 
-from common.http import configure_logging, install_error_handlers
+from common.http import BodySizeLimit, bearer_auth, configure_logging, install_error_handlers
 from common.kafka import ensure_topics, make_producer, wait_for_kafka
 from common.metrics import ProducerMetrics
-from producer.api import PushStats, router
+from common.redis_client import make_redis
+from producer.api import PushStats, ops, router
 from producer.dedup import RedisDedup
 from producer.kafka_sink import KafkaSink
 from producer.poller import Poller
@@ -37,7 +37,7 @@ def create_app(settings: ProducerSettings | None = None, registry: CollectorRegi
         await wait_for_kafka(settings.kafka)
         await ensure_topics(settings.kafka, [topics.raw_topic, topics.analyzed_topic, topics.dlq_topic])
         producer = make_producer(settings.kafka, client_id="news-producer")
-        redis = Redis.from_url(settings.redis.url)
+        redis = make_redis(settings.redis)
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(cfg.http_timeout_seconds),
             headers={"User-Agent": cfg.user_agent},
@@ -98,8 +98,11 @@ def create_app(settings: ProducerSettings | None = None, registry: CollectorRegi
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
     )
+    # Outermost, so an oversized body is refused before anything reads it.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.producer.max_body_bytes)
     install_error_handlers(app)
-    app.include_router(router)
+    app.include_router(ops)
+    app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))])
     return app
 
 

@@ -123,6 +123,7 @@ class ProducerConfig(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=64)
     http_timeout_seconds: float = Field(default=15.0, gt=0)
     retry_attempts: int = Field(default=3, ge=1, le=10)
+    max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     retry_max_wait_seconds: float = Field(default=30.0, ge=0)
     max_backoff_seconds: float = Field(default=3600.0, gt=0)
     user_agent: str = "news-suite-producer/0.1 (+https://github.com/)"

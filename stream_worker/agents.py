@@ -60,7 +60,10 @@ def _get_analyzer() -> Analyzer:
     global _analyzer
     if _analyzer is None:
         url = settings.worker.inference_url
-        _analyzer = HttpAnalyzer(url, timeout=settings.worker.inference_timeout) if url else InProcessAnalyzer()
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        _analyzer = (
+            HttpAnalyzer(url, timeout=settings.worker.inference_timeout, token=token) if url else InProcessAnalyzer()
+        )
     return _analyzer
 
 

@@ -71,8 +71,9 @@ class InProcessAnalyzer:
 class HttpAnalyzer:
     """The inference service's `POST /v1/analyze/batch`; transport errors become `ProviderError`s."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, attempts: int = 3) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+    def __init__(self, base_url: str, *, timeout: float = 30.0, attempts: int = 3, token: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers)
         self._attempts = attempts
 
     async def analyze_batch(self, articles: Sequence[RawArticle]) -> list[Analysis]:

@@ -28,9 +28,9 @@ import orjson
 from faust.web import Request, Response, View
 from faust.windows import HoppingWindow, TumblingWindow
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from common.errors import StoreError
+from common.redis_client import make_redis
 from common.schemas import AnalyzedArticle
 from common.stats import (
     SENTIMENT_WINDOW_S,
@@ -82,7 +82,7 @@ def _stats() -> StatsStore | None:
     if not settings.worker.stats_enabled:
         return None
     if _store is None:  # created on first use, inside the running loop
-        redis = Redis.from_url(settings.redis.url)
+        redis = make_redis(settings.redis)
         _store = StatsStore(redis, prefix=settings.redis.key_prefix, ttl_seconds=settings.redis.ttl_seconds)
     return _store
 

@@ -22,7 +22,9 @@ __all__ = [
 def build_sources(settings: ProducerSettings) -> list[Source]:
     """Every configured network source; NewsAPI only with a key, RSS only with URLs."""
     cfg = settings.producer
-    policy = HttpPolicy(attempts=cfg.retry_attempts, max_wait=cfg.retry_max_wait_seconds)
+    policy = HttpPolicy(
+        attempts=cfg.retry_attempts, max_wait=cfg.retry_max_wait_seconds, max_bytes=cfg.max_response_bytes
+    )
     sources: list[Source] = []
     if settings.newsapi.enabled:
         sources.extend(NewsAPISource(q, settings.newsapi, policy) for q in settings.newsapi.queries)

@@ -36,6 +36,30 @@ class HttpPolicy:
     attempts: int = 3
     initial_wait: float = 0.5
     max_wait: float = 30.0
+    max_bytes: int = 10 * 1024 * 1024  # a response body past this is refused, not read on
+
+
+_HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+async def _bounded_get(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    max_bytes: int,
+    params: Mapping[str, str | int] | None,
+    headers: Mapping[str, str] | None,
+) -> httpx.Response:
+    """GET that stops reading at `max_bytes`: a 50 MB "feed" costs 10 MB of memory, not 50."""
+    async with client.stream("GET", url, params=params, headers=headers) as streamed:
+        body = bytearray()
+        async for chunk in streamed.aiter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise SourceError(f"response larger than {max_bytes} bytes, not read further", code="too_large")
+        # The body is decoded already: drop the headers that describe the wire encoding.
+        kept = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _HOP_HEADERS]
+        return httpx.Response(streamed.status_code, headers=kept, content=bytes(body), request=streamed.request)
 
 
 class Source(abc.ABC):
@@ -98,7 +122,7 @@ async def http_get(
     async for attempt in retrying:
         with attempt:
             try:
-                response = await client.get(url, params=params, headers=headers)
+                response = await _bounded_get(client, url, max_bytes=policy.max_bytes, params=params, headers=headers)
             except httpx.TimeoutException as exc:
                 raise SourceError(f"timed out: {type(exc).__name__}", code="timeout", retryable=True) from exc
             except httpx.TransportError as exc:

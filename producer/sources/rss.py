@@ -7,6 +7,7 @@ yields entries is used and noted; one that yields none is a `malformed` error fo
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import time
 from datetime import UTC, datetime
@@ -87,7 +88,10 @@ class FeedSource(Source):
         response = await http_get(client, self.url, policy=self._policy, check=check_http, headers=headers)
         if response.status_code == 304:
             return FetchResult(not_modified=True)
-        parsed = feedparser.parse(
+        # Parsing is CPU work (seconds for a huge feed): off the event loop, so health checks,
+        # pushes and the other sources keep being served meanwhile.
+        parsed = await asyncio.to_thread(
+            feedparser.parse,
             response.content,
             response_headers={
                 "content-type": response.headers.get("content-type", "application/xml"),

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
-import pytest
 from aiokafka import AIOKafkaConsumer
 
 from common.settings import KafkaSettings
@@ -150,13 +149,6 @@ async def _read(kafka: KafkaSettings, arrived: dict[str, float], titles: Counter
         await consumer.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "producer bug: producer/sources/rss.py runs feedparser.parse (CPU-bound, seconds for 50 MB) on the event "
-        "loop and reads the whole body without a size cap, so /healthz, POST /articles and every other source stall"
-    ),
-)
 async def test_huge_feed_does_not_block_the_producer(spawn: Callable[..., ServiceProcess]) -> None:
     server = NewsServer()
     serving = server.serve()

@@ -59,18 +59,11 @@ async def _churn(port: int, errors: list[str], wave: int) -> None:
         await asyncio.gather(*(one(i) for i in range(start, min(start + wave, CLIENTS))))
 
 
-BURST_BUG = (
-    "consumer bug: every WebSocket handshake reads Redis, and the consumer's redis-py pool is non-blocking with "
-    "100 connections (consumer/main.py Redis.from_url): 200 clients at once get MaxConnectionsError, handshakes "
-    "fail with a 500 and REST answers 503 meanwhile (a BlockingConnectionPool, or a bound on handshakes, fixes it)"
-)
-
-
 @pytest.mark.parametrize(
     "wave",
     [
         pytest.param(50, id="waves-of-50"),
-        pytest.param(CLIENTS, id="all-at-once", marks=pytest.mark.xfail(strict=True, reason=BURST_BUG)),
+        pytest.param(CLIENTS, id="all-at-once"),
     ],
 )
 async def test_stuck_and_churning_websocket_clients(

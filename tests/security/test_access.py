@@ -18,10 +18,6 @@ TOKEN = "planted-api-token-7f3a9c"
 NEWSAPI_KEY = "planted-newsapi-key-51d2e8"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="producer gap: API_TOKEN is not enforced on POST /articles and POST /fetch-now (bearer_auth not mounted)",
-)
 async def test_producer_refuses_writes_without_the_token(spawn: Callable[..., ServiceProcess]) -> None:
     producer = spawn("producer", env={"API_TOKEN": TOKEN, "PRODUCER__POLLING": "false"})
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{producer.port}", timeout=30) as client:
@@ -59,9 +55,11 @@ async def test_planted_secrets_never_leak(spawn: Callable[..., ServiceProcess]) 
         bodies: list[str] = []
         async with httpx.AsyncClient(timeout=30) as client:
             p, c = f"http://127.0.0.1:{producer.port}", f"http://127.0.0.1:{consumer.port}"
-            bodies.append((await client.post(f"{p}/fetch-now")).text)
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            bodies.append((await client.post(f"{p}/fetch-now", headers=auth)).text)
             for url in (f"{p}/", f"{p}/sources", f"{p}/metrics", f"{p}/openapi.json", f"{c}/metrics", f"{c}/readyz"):
                 bodies.append((await client.get(url)).text)
+                bodies.append((await client.get(url, headers=auth)).text)
             for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {TOKEN}"}):
                 for path in (
                     "/news/recent?limit=9999",

@@ -127,13 +127,6 @@ async def test_push_limits_answer_413_and_422_with_reasons(spawn: Callable[..., 
         assert bad.json()["items"][0]["status"] == "rejected" and "url" in bad.json()["items"][0]["reason"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "producer gap: PRODUCER__MAX_BODY_BYTES (8 MiB) is declared but never enforced, so a 20 MB body is read "
-        "and parsed in full; install common.http.BodySizeLimit in producer/main.py"
-    ),
-)
 async def test_push_body_over_the_size_limit_gets_413(spawn: Callable[..., ServiceProcess]) -> None:
     producer = spawn("producer", env={"PRODUCER__POLLING": "false"})
     body = b'{"articles": [{"url": "https://x.example.org/1", "title": "' + b"a" * (20 * 2**20) + b'"}]}'
