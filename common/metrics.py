@@ -66,6 +66,8 @@ class InferenceMetrics:
     active: Gauge
     batch_size: Histogram
     circuit_open: Gauge
+    escalations: Counter
+    tokens: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> InferenceMetrics:
@@ -90,6 +92,13 @@ class InferenceMetrics:
             circuit_open=Gauge(
                 "inference_circuit_open", "1 while a provider's circuit is open", ["provider"], registry=registry
             ),
+            escalations=Counter(
+                "inference_escalations",
+                "Articles sent to a remote provider by the cascade",
+                ["provider"],
+                registry=registry,
+            ),
+            tokens=Counter("inference_llm_tokens", "LLM tokens spent", ["provider", "kind"], registry=registry),
         )
 
 

@@ -21,13 +21,13 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 
 from common.errors import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
+from common.metrics import InferenceMetrics
 from common.schemas import Analysis, Entity, RawArticle
 from inference import local
 from inference.batcher import MicroBatcher
 from inference.fast import FAST_MODELS, analyze_fast
 from inference.features import category_text, headline_text
 from inference.importance import NoveltyTracker, importance_score
-from inference.metrics import EngineMetrics
 from inference.providers import HuggingFaceProvider, OpenAIProvider, RemoteAnswer, RemoteProvider
 from inference.resilience import CircuitOpen, Resilient
 from inference.settings import REMOTE_TASKS, EngineSettings, get_settings
@@ -75,7 +75,7 @@ class Engine:
         providers: dict[str, RemoteProvider] | None = None,
     ) -> None:
         self.settings = settings or get_settings().inference
-        self.metrics = EngineMetrics.create(registry if registry is not None else REGISTRY)
+        self.metrics = InferenceMetrics.create(registry if registry is not None else REGISTRY)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="inference")
         self._novelty = NoveltyTracker(self.settings.novelty_window)
         self._loaded = False
@@ -85,7 +85,7 @@ class Engine:
         self._remote: dict[str, _Remote] = {}
         for name in sorted(wanted):
             provider = (providers or {}).get(name) or self._make_provider(name)
-            gauge = self.metrics.core.circuit_open.labels(provider=name)
+            gauge = self.metrics.circuit_open.labels(provider=name)
             gauge.set(0)
             self._remote[name] = _Remote(
                 provider, Resilient(name, self.settings.resilience, provider.timeout_s, on_state=_setter(gauge))
@@ -112,7 +112,7 @@ class Engine:
 
     def _batchers(self) -> None:
         # Created on the running loop that first uses them.
-        observe = self.metrics.core.batch_size.observe
+        observe = self.metrics.batch_size.observe
         s = self.settings
         self._heads = MicroBatcher(
             local.encode_and_classify, self._pool, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms, on_batch=observe
@@ -138,7 +138,7 @@ class Engine:
     # -- analysis --------------------------------------------------------------------------------
 
     async def analyze(self, article: RawArticle) -> Analysis:
-        core = self.metrics.core
+        core = self.metrics
         start = time.perf_counter()
         core.active.inc()
         core.requests.labels(provider="local", task="analyze").inc()
@@ -231,7 +231,7 @@ class Engine:
         return analysis.model_copy(update=update)
 
     async def _call(self, name: str, remote: _Remote, article: RawArticle, tasks: list[str]) -> RemoteAnswer | None:
-        core = self.metrics.core
+        core = self.metrics
         core.requests.labels(provider=name, task="remote").inc()
         start = time.perf_counter()
         try:
