@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["py_spy", "record_pid", "top_inclusive"]
+__all__ = ["plumbing", "py_spy", "record_pid", "top_inclusive"]
 
 # Framework layers every request or event passes through (routing, middleware): on every stack, no news.
 _GENERIC = ("__call__", ".handle", "._handle_selected", ".app", "_run", ".run", "wrapped_app", ".main")
@@ -25,7 +25,15 @@ _PLUMBING = (
     "click/",
     "starlette/middleware",
     "venusian/",
+    "faust/cli/",
 )
+
+
+def plumbing(name: str) -> bool:
+    """`func (path)` of the event loop, threads, start-up or framework layers: on every stack, says nothing."""
+    func, _, path = name.rpartition(" (")
+    path = path.rstrip(")")
+    return func == "<module>" or path.startswith(_PLUMBING) or func.endswith(_GENERIC) or "<locals>" in func
 
 
 def py_spy() -> str | None:
@@ -68,10 +76,9 @@ def top_inclusive(raw: str | None, n: int = 10) -> dict[str, Any] | None:
         for frame in stack.split(";"):
             func, _, where = frame.partition(" (")
             path = where.split(":")[0]
-            func = func.strip()
-            if func == "<module>" or path.startswith(_PLUMBING) or func.endswith(_GENERIC) or "<locals>" in func:
-                continue  # the event loop, threads and start-up are on every stack: they say nothing
-            names.add(f"{func} ({path})")
+            name = f"{func.strip()} ({path})"
+            if not plumbing(name):
+                names.add(name)
         for name in names:
             inclusive[name] += samples
     top = inclusive.most_common(n)
