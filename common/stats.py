@@ -197,9 +197,12 @@ class StatsStore:
         until: datetime | float,
         source: str | None = None,
         bucket: int | timedelta = SENTIMENT_WINDOW_S,
+        *,
+        by_source: bool = False,
     ) -> list[SentimentBucket]:
         """Buckets of `bucket` seconds (a multiple of 300, aligned to the epoch) that overlap [since, until)
-        and hold data, oldest first; `source` None sums every source."""
+        and hold data, oldest first; `source` None sums every source, unless `by_source` asks for one
+        bucket per source and time (ordered by time, then source)."""
         size = int(bucket.total_seconds()) if isinstance(bucket, timedelta) else int(bucket)
         if size <= 0 or size % SENTIMENT_WINDOW_S:
             raise ValueError(f"bucket must be a positive multiple of {SENTIMENT_WINDOW_S} seconds, got {size}")
@@ -212,30 +215,36 @@ class StatsStore:
             starts = [int(_text(m)) for m in members]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for start in starts:
-                    if source is None:
+                    if source is None and by_source:
+                        pipe.hgetall(self.sentiment_key(start))
+                    elif source is None:
                         pipe.hvals(self.sentiment_key(start))
                     else:
                         pipe.hget(self.sentiment_key(start), source)
                 rows = await pipe.execute() if starts else []
         except RedisError as exc:
             raise StoreError(f"could not read sentiment stats: {exc}") from exc
-        merged: dict[int, SentimentCounts] = {}
+        merged: dict[tuple[int, str | None], SentimentCounts] = {}
         for start, row in zip(starts, rows, strict=True):
-            values = row if isinstance(row, list) else ([] if row is None else [row])
-            for raw in values:
+            values: list[tuple[str | None, Any]]
+            if isinstance(row, dict):
+                values = [(_text(name), raw) for name, raw in row.items()]
+            else:
+                values = [(source, raw) for raw in (row if isinstance(row, list) else ([] if row is None else [row]))]
+            for name, raw in values:
                 counts = SentimentCounts.model_validate(orjson.loads(raw))
-                key = start - start % size
+                key = (start - start % size, name)
                 merged[key] = merged[key].merge(counts) if key in merged else counts
         out = []
-        for start in sorted(merged):
-            c = merged[start]
+        for start, name in sorted(merged, key=lambda k: (k[0], k[1] or "")):
+            c = merged[(start, name)]
             if not c.count:
                 continue
             out.append(
                 SentimentBucket(
                     start=_dt(start),
                     end=_dt(start + size),
-                    source=source,
+                    source=name,
                     positive=c.positive,
                     neutral=c.neutral,
                     negative=c.negative,

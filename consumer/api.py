@@ -196,6 +196,7 @@ async def sentiment_stats(
     since: Annotated[datetime | None, Query(description="start (ISO 8601); default: `until` - `window`")] = None,
     until: Annotated[datetime | None, Query(description="end, exclusive (ISO 8601); default: now")] = None,
     source: Annotated[str | None, _FilterText, Query(description="one source; absent: every source summed")] = None,
+    by_source: Annotated[bool, Query(description="one bucket per source and time instead of the sum")] = False,
 ) -> SentimentStats:
     """Counts per sentiment and mean score per time bucket (by analysis time), for one source if asked."""
     size = _seconds("bucket", bucket)
@@ -209,7 +210,7 @@ async def sentiment_stats(
         start = _aware(since) if since is not None else end - timedelta(seconds=span)
     except OverflowError as exc:
         raise _query_error("window", "reaches outside the calendar") from exc
-    buckets = await stats.sentiment(start, end, source=source, bucket=size) if start < end else []
+    buckets = await stats.sentiment(start, end, source=source, bucket=size, by_source=by_source) if start < end else []
     return SentimentStats(since=start, until=end, bucket_seconds=size, source=source, buckets=buckets)
 
 

@@ -32,6 +32,12 @@ async def test_sentiment_windows_merge_into_buckets(redis: Redis, redis_settings
     assert [b.count for b in bbc] == [3, 1]
     assert [b.mean_score for b in bbc] == pytest.approx([0.5 / 3, -0.8])
 
+    per_source = await store.sentiment(T0, T0 + 600, by_source=True)
+    assert [(b.start.timestamp(), b.source, b.count) for b in per_source] == [
+        (T0, "bbc", 3),
+        (T0, "cnn", 2),
+        (T0 + 300, "bbc", 1),
+    ]
     merged = await store.sentiment(T0 - 1200, T0 + 1200, bucket=1800)
     assert len(merged) == 1 and merged[0].count == 6
     assert await store.sentiment(T0 + 600, T0 + 900) == []
