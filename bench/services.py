@@ -1,7 +1,8 @@
 """The suite's services as child processes on a private slice of the real Kafka and Redis, for the benchmarks.
 
 A `Slice` is one isolated deployment: its own topic prefix, Redis key prefix, consumer groups and ports.
-Everything it starts is stopped, its topics deleted and its Redis keys removed when it closes.
+Everything it starts is stopped, its topics deleted, its Redis keys and temporary files (service logs,
+faust's data dir; BENCH_KEEP_LOGS=1 keeps them) removed when it closes.
 Reuses the test helpers (tests/support): Kafka/Redis started by scripts/ only when not already running.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -156,6 +158,8 @@ class Slice:
         for p in reversed(self.procs):
             p.stop()
         await self._drop_data()
+        if os.environ.get("BENCH_KEEP_LOGS") != "1":  # services' logs and faust's data dir
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     async def _drop_data(self) -> None:
         redis = Redis.from_url(self.infra.redis_url)

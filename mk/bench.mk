@@ -1,8 +1,13 @@
 # Benchmarks (issue 9): the engine, the whole pipeline on real Kafka and Redis, serving, scaling; each beside
 # its baseline in the same run. Results: bench/results/latest.json, rendered into docs/BENCHMARKS.md.
-# Knobs (environment): BENCH_ENGINE_N, BENCH_FAST_N, BENCH_TIERS, BENCH_BATCHES, BENCH_PROFILE,
-# BENCH_PIPELINE_SECONDS, BENCH_PACED_SECONDS, BENCH_SCALE_SECONDS, BENCH_REST_SECONDS, BENCH_WS_CLIENTS,
-# BENCH_WS_MESSAGES; BENCH_QUICK=1 shortens every stage (a smoke run, not figures to publish).
+# Knobs (environment; defaults in each bench/ module's docstring):
+#   engine    BENCH_TIERS, BENCH_ENGINE_N, BENCH_FAST_N, BENCH_BATCHES, BENCH_ROUNDS, BENCH_PROFILE
+#   pipeline  BENCH_PIPELINE_SECONDS, BENCH_PACED_SECONDS, BENCH_PACED_FLUSH, BENCH_SCALE_SECONDS
+#   serving   BENCH_REST_ARTICLES, BENCH_REST_SECONDS, BENCH_REST_CONNECTIONS, BENCH_REST_RATE,
+#             BENCH_WS_CLIENTS, BENCH_WS_MESSAGES, BENCH_WS_RATE
+#   all       BENCH_QUICK=1 shrinks every stage (a smoke run, not figures to publish); BENCH_KEEP_LOGS=1 keeps
+#             the services' logs; BENCH_TIMEOUT (s) bounds the whole command (SIGTERM, then everything is stopped).
+# Kafka and Redis are reused when they listen on KAFKA_PORT/REDIS_PORT, else started and stopped again.
 
 BENCH_TIMEOUT ?= 900
 BENCH_PY_TOOLS := py-spy
@@ -15,16 +20,16 @@ bench-tools: $(VENV)/.installed inference-models ## benchmark tools: py-spy (pin
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null 2>&1 \
 	  || echo "wrk not installed: REST throughput falls back to the Python load generator"; }
 
-bench: bench-tools ## every benchmark (<15 min on 2 cores): docs/BENCHMARKS.md + bench/results/latest.json
+bench: bench-tools ## every benchmark (~8 min on 2 cores, bounded at 15): docs/BENCHMARKS.md + bench/results/latest.json
 	$(BENCH_RUN) all
 
-bench-engine: bench-tools ## inference engine only, per tier, with its baselines (~3 min), then the report
+bench-engine: bench-tools ## inference engine only, per tier, with its baselines (1-4 min), then the report
 	$(BENCH_RUN) engine report
 
-bench-pipeline: bench-tools ## whole pipeline on real Kafka/Redis: max rate, half rate, 1 vs 2 workers (~7 min)
+bench-pipeline: bench-tools ## whole pipeline on real Kafka/Redis: max rate, half rate, 1 vs 2 workers (~6 min)
 	$(BENCH_RUN) pipeline report
 
-bench-serving: bench-tools ## REST under load (wrk) and WebSocket fan-out to 1,000 clients (~2 min)
+bench-serving: bench-tools ## REST under load (wrk) and WebSocket fan-out to 1,000 clients (~1 min)
 	$(BENCH_RUN) serving report
 
 bench-report: ## render docs/BENCHMARKS.md from bench/results/latest.json (no measuring)
