@@ -491,6 +491,14 @@ def _notes(r: dict[str, Any]) -> list[str]:
             f"Python under one GIL, so in practice <= 1 ms. Profile: {shares}. YAKE (pure Python) is the bound: "
             "keywords from the title alone or a compiled extractor would be needed.",
         ]
+        o32, b32f = _row(fast["rows"], "engine batch 32"), _row(fast["rows"], "baseline (b) direct batch 32")
+        if o32 and b32f:
+            extra = (o32["cpu_ms_per_article"] / b32f["cpu_ms_per_article"] - 1) * 100
+            out += [
+                f"  The engine adds {extra:+.0f} % CPU per article over calling `analyze_fast` directly on the batch "
+                "(batch 32): for this tier it hops to the thread pool once per article for a few ms of work; one "
+                "hop per batch (engine change) would remove most of that.",
+            ]
     p = r.get("pipeline") or {}
     runs = p.get("runs", {})
     mx, paced = runs.get("max"), runs.get("paced")
