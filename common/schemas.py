@@ -28,6 +28,7 @@ __all__ = [
     "CATEGORIES",
     "SCHEMA_VERSION",
     "SENTIMENTS",
+    "STORED",
     "TEXT_ONLY",
     "Analysis",
     "AnalyzedArticle",
@@ -140,6 +141,9 @@ _TEXT_LIMITS = {
 _REQUIRED_TEXT = frozenset({"title", "source"})
 TEXT_ONLY: dict[str, Any] = {"text_only": True}
 """Validation context for text the suite already normalised: never parse it as markup again."""
+STORED: dict[str, Any] = {"text_only": True, "stored": True}
+"""Validation context for records read back from the suite's own store: they were fully validated
+and normalised on the way in, so the text pass is skipped (types and limits are still checked)."""
 
 
 class _Frozen(BaseModel):
@@ -180,9 +184,10 @@ class ArticleBase(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _normalise_text(cls, data: Any, info: ValidationInfo) -> Any:
-        if not isinstance(data, dict):
+        context = info.context or {}
+        if not isinstance(data, dict) or context.get("stored"):
             return data
-        markup = cls._markup and not (info.context or {}).get("text_only", False)
+        markup = cls._markup and not context.get("text_only", False)
         data = dict(data)
         for field, limit in _TEXT_LIMITS.items():
             value = data.get(field)

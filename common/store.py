@@ -43,7 +43,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common.errors import StoreError
-from common.schemas import AnalyzedArticle, Sentiment
+from common.schemas import STORED, AnalyzedArticle, Sentiment
 
 __all__ = [
     "FILTER_FIELDS",
@@ -116,6 +116,7 @@ def _index_values(article: AnalyzedArticle) -> dict[str, set[str]]:
 class Page:
     items: list[AnalyzedArticle]
     next_cursor: str | None
+    raw: list[str]  # the stored JSON of each item, to send as it is
 
 
 @dataclass(frozen=True)
@@ -385,7 +386,15 @@ class ArticleStore:
             raw = await self._redis.hget(self._article_key(article_id), "json")
         except RedisError as exc:
             raise StoreError(f"could not read article {article_id}: {exc}") from exc
-        return None if raw is None else AnalyzedArticle.model_validate_json(raw)
+        return None if raw is None else AnalyzedArticle.model_validate_json(raw, context=STORED)
+
+    async def get_json(self, article_id: str) -> str | None:
+        """The stored JSON of one article, as stored (validated on the way in), or None."""
+        try:
+            raw = await self._redis.hget(self._article_key(article_id), "json")
+        except RedisError as exc:
+            raise StoreError(f"could not read article {article_id}: {exc}") from exc
+        return None if raw is None else _text(raw)
 
     async def query(
         self,
@@ -414,7 +423,7 @@ class ArticleStore:
             *filter_keys,
         ]
         since_s = None if since is None else epoch_seconds(since)
-        found: list[tuple[AnalyzedArticle, str]] = []
+        found: list[tuple[AnalyzedArticle, str, str]] = []
         stale = False
         try:
             while len(found) <= limit:
@@ -429,9 +438,9 @@ class ArticleStore:
                     if raw is None:
                         stale = True
                         continue
-                    article = AnalyzedArticle.model_validate_json(raw)
+                    article = AnalyzedArticle.model_validate_json(raw, context=STORED)
                     if filters.matches(article) and (since_s is None or epoch_seconds(article.published_at) >= since_s):
-                        found.append((article, score))
+                        found.append((article, score, _text(raw)))
                 max_score, after_id = scores[-1], ids[-1]
                 if len(ids) < want:
                     break
@@ -442,9 +451,9 @@ class ArticleStore:
         page = found[:limit]
         next_cursor = None
         if len(found) > limit:
-            last, score = page[-1]
+            last, score, _ = page[-1]
             next_cursor = _encode_cursor(order, score, last.id)
-        return Page([a for a, _ in page], next_cursor)
+        return Page([a for a, _, _ in page], next_cursor, [r for _, _, r in page])
 
     async def _fetch(self, ids: Iterable[str]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -523,5 +532,5 @@ class ArticleStore:
             if raw is None or version is None or _text(version) != _text(fields[b"v"]):
                 continue
             text = _text(raw)
-            out.append(StoredEvent(_text(entry_id), AnalyzedArticle.model_validate_json(text), text))
+            out.append(StoredEvent(_text(entry_id), AnalyzedArticle.model_validate_json(text, context=STORED), text))
         return out

@@ -130,46 +130,48 @@ async def status(request: Request, store: StoreDep) -> Status:
 
 async def _page(
     store: ArticleStore,
-    response: Response,
     order: Order,
     limit: int,
     filters: ArticleFilters,
     since: datetime | None,
     cursor: str | None,
-) -> list[AnalyzedArticle]:
+) -> Response:
     try:
         page = await store.query(order, limit, filters=filters, since=since, cursor=cursor)
     except InvalidCursor as exc:
         raise _query_error("cursor", str(exc)) from exc
-    if page.next_cursor is not None:
-        response.headers[NEXT_CURSOR_HEADER] = page.next_cursor
-    return page.items
+    headers = {} if page.next_cursor is None else {NEXT_CURSOR_HEADER: page.next_cursor}
+    # The records were validated when stored: send their JSON as it is instead of building models
+    # and serialising them again (that round trip was most of a read's CPU; see docs/BENCHMARKS.md).
+    return _json("[" + ",".join(page.raw) + "]", headers)
+
+
+def _json(body: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(body.encode("utf-8"), media_type="application/json", headers=headers)
 
 
 @router.get("/news/recent", response_model=list[AnalyzedArticle], responses=_PAGED, tags=["articles"])
 async def recent(
     store: StoreDep,
-    response: Response,
     filters: FiltersDep,
     limit: Limit = 20,
     since: Since = None,
     cursor: Cursor = None,
-) -> list[AnalyzedArticle]:
+) -> Response:
     """Newest first (by publication time), filtered; page on with `cursor`."""
-    return await _page(store, response, "recent", limit, filters, since, cursor)
+    return await _page(store, "recent", limit, filters, since, cursor)
 
 
 @router.get("/news/top", response_model=list[AnalyzedArticle], responses=_PAGED, tags=["articles"])
 async def top(
     store: StoreDep,
-    response: Response,
     filters: FiltersDep,
     limit: Limit = 10,
     since: Since = None,
     cursor: Cursor = None,
-) -> list[AnalyzedArticle]:
+) -> Response:
     """Most important first (importance_score), filtered; page on with `cursor`."""
-    return await _page(store, response, "top", limit, filters, since, cursor)
+    return await _page(store, "top", limit, filters, since, cursor)
 
 
 @router.get(
@@ -178,11 +180,11 @@ async def top(
     responses={404: {"model": ErrorBody, "description": "no article with this id (unknown or expired)"}},
     tags=["articles"],
 )
-async def get_article(article_id: ArticleId, store: StoreDep) -> AnalyzedArticle:
-    article = await store.get(article_id)
+async def get_article(article_id: ArticleId, store: StoreDep) -> Response:
+    article = await store.get_json(article_id)
     if article is None:
         raise HTTPException(404, f"no article with id {article_id} (it may have expired)")
-    return article
+    return _json(article)
 
 
 # --- statistics (written by the stream worker's windowed tables) ---------------------------------
