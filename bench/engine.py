@@ -29,6 +29,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.common import ROOT, CpuClock, corpus, env_int, latency_summary, quick, save_section
+from bench.profiling import collapsed_stacks
 from common.schemas import Analysis, RawArticle
 
 __all__ = ["direct", "profile", "run"]
@@ -216,19 +217,15 @@ def _group_profile(raw: str) -> dict[str, Any]:
     groups: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     total = 0
-    for line in raw.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        samples = int(count)
-        names = [_frame_name(f) for f in stack.split(";")]
+    for frames, samples in collapsed_stacks(raw):
+        names = [_frame_name(f) for f in frames]
         if any(n in {"_find_and_load", "load_all", "corpus", "start"} for n in names):
             continue  # start-up: imports, model loading, reading the corpus
         total += samples
         found = next((label for n in reversed(names) for fn, label in _COMPONENTS if n == fn), None)
         if found is None:
             found = "other (event loop, asyncio, thread pool, pydantic, interpreter)"
-            leaves[stack.split(";")[-1].split(" (")[0]] += samples
+            leaves[frames[-1].split(" (")[0]] += samples
         groups[found] += samples
     return {
         "samples": total,

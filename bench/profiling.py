@@ -7,10 +7,11 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plumbing", "py_spy", "record_pid", "top_inclusive"]
+__all__ = ["collapsed_stacks", "plumbing", "py_spy", "record_pid", "top_inclusive"]
 
 # Framework layers every request or event passes through (routing, middleware): on every stack, no news.
 _GENERIC = ("__call__", ".handle", "._handle_selected", ".app", "_run", ".run", "wrapped_app", ".main")
@@ -57,6 +58,14 @@ async def record_pid(pid: int, seconds: float, rate: int = 50) -> str | None:
         return out.read_text() if out.exists() else None
 
 
+def collapsed_stacks(raw: str) -> Iterator[tuple[list[str], int]]:
+    """py-spy's collapsed format, one `frame;frame;... count` per line, as (frames, samples)."""
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if count.isdigit():
+            yield stack.split(";"), int(count)
+
+
 def top_inclusive(raw: str | None, n: int = 10) -> dict[str, Any] | None:
     """Share of samples (%) in which each function was on the stack; the first few, biggest first."""
     if not raw:
@@ -64,16 +73,12 @@ def top_inclusive(raw: str | None, n: int = 10) -> dict[str, Any] | None:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
-    for line in raw.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        samples = int(count)
+    for frames, samples in collapsed_stacks(raw):
         total += samples
-        leaf, _, where = stack.split(";")[-1].partition(" (")
+        leaf, _, where = frames[-1].partition(" (")
         own[f"{leaf.strip()} ({where.split(':')[0]})"] += samples
         names = set()
-        for frame in stack.split(";"):
+        for frame in frames:
             func, _, where = frame.partition(" (")
             path = where.split(":")[0]
             name = f"{func.strip()} ({path})"
