@@ -229,8 +229,9 @@ async def trends(
 # --- live ---------------------------------------------------------------------------------------
 
 
-def _message(kind: str, events: list[StoredEvent] | list[AnalyzedArticle], **extra: object) -> str:
-    data = ",".join(e.json if isinstance(e, StoredEvent) else e.model_dump_json() for e in events)
+def _message(kind: str, events: list[StoredEvent] | list[str], **extra: object) -> str:
+    """`events` are stream entries or stored JSON: either way the article is sent as it was stored."""
+    data = ",".join(e.json if isinstance(e, StoredEvent) else e for e in events)
     tail = "".join(f",{json.dumps(k)}:{json.dumps(v)}" for k, v in extra.items())
     return f'{{"type":"{kind}","data":[{data}]{tail}}}'
 
@@ -284,8 +285,8 @@ async def live(ws: WebSocket, settings: SettingsDep) -> None:
     await hub.serve(client, initial)
 
 
-async def _snapshot(store: ArticleStore, filters: ArticleFilters, limit: int) -> list[AnalyzedArticle]:
-    return (await store.query("recent", limit, filters=filters)).items if limit else []
+async def _snapshot(store: ArticleStore, filters: ArticleFilters, limit: int) -> list[str]:
+    return (await store.query("recent", limit, filters=filters)).raw if limit else []
 
 
 async def _missed(
