@@ -151,10 +151,24 @@ class _Frozen(BaseModel):
 
 
 class Entity(_Frozen):
-    """A named entity found in an article (types: PERSON, ORG, GPE, LOC, NORP, EVENT, PRODUCT, MISC, PROPN)."""
+    """A named entity found in an article: its surface `text`, one `type` (PERSON, ORG, LOC, MISC, ...) and,
+    where the engine could resolve it, the canonical `id` and `name` shared by every surface form of the same
+    real-world entity ("Trump", "Donald Trump", "President Trump" -> `person:donald_trump`, "Donald Trump").
+    Older records carry neither; readers fall back to the surface text."""
 
     text: Annotated[str, _text(200), Field(min_length=1)]
     type: Annotated[str, Field(min_length=1, max_length=32)]
+    id: Annotated[str | None, Field(min_length=1, max_length=240)] = None
+    name: Annotated[str | None, _optional_text(200)] = None
+
+    @property
+    def key(self) -> str:
+        """What counts as one entity in trends and filters: the canonical id, else type and folded text."""
+        return self.id or f"{self.type.lower()}:{self.text.casefold()}"
+
+    @property
+    def display(self) -> str:
+        return self.name or self.text
 
 
 class ArticleBase(_Frozen):

@@ -9,9 +9,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["category_text", "headline_text", "sentiment_features", "vader_scores"]
+__all__ = ["LEAD_CHARS", "article_text", "category_text", "headline_text", "sentiment_features", "vader_scores"]
 
 _LEAD_CHARS = 400
+# The one text per article that the shared encoder reads (its token budget is `embeddings.TOKEN_BUDGET`):
+# title, standfirst and the opening of the body, cut at a word boundary near LEAD_CHARS characters.
+LEAD_CHARS = 600
+
+
+def article_text(title: str, description: str | None = None, content: str | None = None) -> str:
+    """Title + lead: what every head (sentiment, category) and the story clustering read, encoded once."""
+    text = title if not description else f"{title}. {description}"
+    if content and len(text) < LEAD_CHARS:
+        lead = content[: LEAD_CHARS - len(text)]
+        if len(lead) < len(content) and " " in lead:
+            lead = lead.rsplit(" ", 1)[0]
+        text = f"{text} {lead}"
+    return text
 
 
 def headline_text(title: str, description: str | None = None) -> str:
