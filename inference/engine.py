@@ -1,10 +1,10 @@
-"""The engine: analyses batches of articles concurrently without blocking the event loop.
+"""The engine: the core (`inference.core`) on every core of the machine, and the remote providers around it.
 
-Per article, concurrently (`asyncio.gather`): language first, then embeddings with the learned
-sentiment and category heads (micro-batched), named entities (micro-batched), keywords, and any
-remote tasks. CPU work runs in a thread pool sized to the cores. Remote providers sit behind
-`Resilient` (semaphore, timeout, retries, breaker); a remote failure keeps the local answer and
-`Analysis.providers[task]` says who answered.
+Local analysis runs in `inference.pool.CorePool`: the batch is split across processes, one hop per batch. Single
+articles (the service's `/v1/analyze`, concurrent callers) are gathered into batches by a `MicroBatcher` first.
+Remote tasks (sentiment, category, summary from an OpenAI-compatible LLM or the Hugging Face Inference API) run
+concurrently per article (`asyncio.gather`), each behind `Resilient` (semaphore, timeout, retries, breaker); a
+remote failure keeps the local answer and `Analysis.providers[task]` says who answered.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -22,24 +21,26 @@ from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 
 from common.errors import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from common.metrics import InferenceMetrics
-from common.schemas import Analysis, Entity, RawArticle
-from inference import local
+from common.schemas import Analysis, RawArticle
 from inference.batcher import MicroBatcher
-from inference.fast import FAST_MODELS, analyze_fast
-from inference.features import category_text, headline_text
-from inference.importance import NoveltyTracker, importance_score
+from inference.core import ENGINE_VERSION, FAST_MODELS, LOCAL_MODELS, CoreResult, CoreSettings, item_of
+from inference.pool import CorePool
 from inference.providers import HuggingFaceProvider, OpenAIProvider, RemoteAnswer, RemoteProvider
 from inference.resilience import CircuitOpen, Resilient
 from inference.settings import REMOTE_TASKS, EngineSettings, get_settings
 
-__all__ = ["ENGINE_VERSION", "Engine", "get_engine"]
+__all__ = ["ENGINE_VERSION", "Engine", "core_settings", "get_engine"]
 
-ENGINE_VERSION = "0.2.0"
-# Entities and keywords read the headline and the start of the body: NER and YAKE cost grows with length,
-# and a news story's actors and topic are in its first paragraphs.
-_BODY_CHARS = 1_000
-_LOCAL_TASKS = ("language", "sentiment", "category", "keywords", "entities", "importance")
 log = logging.getLogger(__name__)
+
+
+def core_settings(settings: EngineSettings) -> CoreSettings:
+    """The core's settings from the engine's: the tier, the device, threads per process."""
+    # A summary from an LLM replaces the local one: skip the extractive pass then.
+    local_summary = settings.provider_for("summary") == "local"
+    return CoreSettings(
+        tier=settings.tier, device=settings.device, threads=settings.threads_per_process, summaries=local_summary
+    )
 
 
 @dataclass
@@ -76,11 +77,9 @@ class Engine:
     ) -> None:
         self.settings = settings or get_settings().inference
         self.metrics = InferenceMetrics.create(registry if registry is not None else REGISTRY)
-        self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="inference")
-        self._novelty = NoveltyTracker(self.settings.novelty_window)
+        self.pool = CorePool(core_settings(self.settings), self.settings.processes)
         self._loaded = False
-        self._heads: MicroBatcher[tuple[str, str, str], local.HeadResult] | None = None
-        self._ner: MicroBatcher[tuple[str, str], list[Entity]] | None = None
+        self._batcher: MicroBatcher[RawArticle, CoreResult] | None = None
         wanted = {self.settings.provider_for(t) for t in REMOTE_TASKS} - {"local"}
         self._remote: dict[str, _Remote] = {}
         for name in sorted(wanted):
@@ -102,22 +101,13 @@ class Engine:
 
     @property
     def ready(self) -> bool:
-        return self._loaded or self.settings.tier == "fast"
+        return self._loaded
 
     async def start(self) -> None:
-        """Load the local models in the pool (seconds), so the first article pays nothing."""
-        if self.settings.tier == "standard" and not self._loaded:
-            await asyncio.get_running_loop().run_in_executor(self._pool, local.load_all)
+        """Start the engine's processes and load the models in each (seconds), so the first article pays nothing."""
+        if not self._loaded:
+            await self.pool.start()
             self._loaded = True
-
-    def _batchers(self) -> None:
-        # Created on the running loop that first uses them.
-        observe = self.metrics.batch_size.observe
-        s = self.settings
-        self._heads = MicroBatcher(
-            local.encode_and_classify, self._pool, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms, on_batch=observe
-        )
-        self._ner = MicroBatcher(local.entities_batch, self._pool, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms)
 
     def describe(self) -> dict[str, Any]:
         """Providers, models, versions and status, for `GET /v1/models`."""
@@ -128,7 +118,10 @@ class Engine:
             "ready": self.ready,
             "tasks": {"language": "local", "keywords": "local", "entities": "local", "importance": "local", **tasks},
             "cascade": {"enabled": self.settings.cascade, "threshold": self.settings.cascade_threshold},
-            "local": {"models": local.LOCAL_MODELS if self.settings.tier == "standard" else FAST_MODELS},
+            "local": {"models": LOCAL_MODELS if self.settings.tier == "standard" else FAST_MODELS},
+            "processes": self.pool.processes,
+            "threads_per_process": self.settings.threads_per_process,
+            "device": self.settings.device,
             "remote": {
                 name: {"model": r.provider.model, "circuit": r.resilient.breaker.state}
                 for name, r in self._remote.items()
@@ -138,72 +131,48 @@ class Engine:
     # -- analysis --------------------------------------------------------------------------------
 
     async def analyze(self, article: RawArticle) -> Analysis:
-        core = self.metrics
-        start = time.perf_counter()
-        core.active.inc()
-        core.requests.labels(provider="local", task="analyze").inc()
-        try:
-            if self.settings.tier == "fast":
-                analysis = await asyncio.get_running_loop().run_in_executor(self._pool, analyze_fast, article)
-                confidence = 0.0  # the lexicon tier reports no calibrated confidence
-            else:
-                analysis, confidence = await self._standard(article)
-            analysis = await self._with_remote(article, analysis, confidence)
-        finally:
-            core.active.dec()
-        elapsed = time.perf_counter() - start
-        core.success.labels(provider="local", task="analyze").inc()
-        core.duration.labels(provider="local", task="analyze").observe(elapsed)
-        return analysis.model_copy(update={"engine_version": ENGINE_VERSION, "latency_ms": round(elapsed * 1000, 3)})
+        """One article; concurrent calls are analysed together in micro-batches."""
+        if self._batcher is None:  # created on the running loop that first uses it
+            s = self.settings
+            self._batcher = MicroBatcher(
+                self._local, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms, on_batch=self.metrics.batch_size.observe
+            )
+        started = time.perf_counter()
+        result = await self._batcher.submit(article)
+        return await self._finish(article, result, started)
 
     async def analyze_batch(self, articles: Sequence[RawArticle]) -> list[Analysis]:
-        return list(await asyncio.gather(*(self.analyze(a) for a in articles)))
+        """Every article exactly once, in input order: one pass of the core over the batch, then remote tasks."""
+        if not articles:
+            return []
+        started = time.perf_counter()
+        self.metrics.batch_size.observe(len(articles))
+        results = await self._local(articles)
+        return list(
+            await asyncio.gather(*(self._finish(a, r, started) for a, r in zip(articles, results, strict=True)))
+        )
 
-    async def _standard(self, article: RawArticle) -> tuple[Analysis, float]:
+    async def _local(self, articles: Sequence[RawArticle]) -> list[CoreResult]:
+        core = self.metrics
         if not self._loaded:
             await self.start()
-        if self._heads is None or self._ner is None:
-            self._batchers()
-        assert self._heads is not None and self._ner is not None  # noqa: S101 - for the type checker
-        loop = asyncio.get_running_loop()
-        head = headline_text(article.title, article.description)
-        body = f"{head} {article.content or ''}"[:_BODY_CHARS]
-        hint = article.language_hint
-        detected = hint if hint else await loop.run_in_executor(self._pool, local.detect_language, head)
-        language = detected.split("-")[0].lower()
-        heads, entities, keywords = await asyncio.gather(
-            self._heads.submit((language, head, category_text(article.title, article.description, article.content))),
-            self._ner.submit((language, body)),
-            loop.run_in_executor(self._pool, local.keywords, language, body),
-        )
-        novelty = self._novelty.observe(heads.embedding)
-        importance = importance_score(
-            entities=len(entities),
-            headline=article.title,
-            category=heads.category,
-            sentiment_score=heads.sentiment_score,
-            novelty=novelty,
-            source=article.source,
-        )
-        analysis = Analysis(
-            sentiment=heads.sentiment,
-            sentiment_score=heads.sentiment_score,
-            keywords=keywords,
-            entities=entities,
-            category=heads.category,
-            language=language if 2 <= len(language) <= 16 else "und",
-            importance_score=importance,
-            providers=dict.fromkeys(_LOCAL_TASKS, "local"),
-            models={
-                "language": local.LOCAL_MODELS["language"],
-                "sentiment": heads.sentiment_model,
-                "category": heads.category_model,
-                "keywords": "kiwi-nouns" if language == "ko" else "yake",
-                "entities": "kiwi-nnp" if language == "ko" else local.SPACY_MODEL,
-                "importance": "formula-v1",
-            },
-        )
-        return analysis, min(heads.sentiment_confidence, heads.category_confidence)
+        core.requests.labels(provider="local", task="analyze").inc(len(articles))
+        core.active.inc(len(articles))
+        started = time.perf_counter()
+        try:
+            results = await self.pool.analyze([item_of(a) for a in articles])
+        finally:
+            core.active.dec(len(articles))
+        elapsed = time.perf_counter() - started
+        core.success.labels(provider="local", task="analyze").inc(len(articles))
+        for _ in articles:
+            core.duration.labels(provider="local", task="analyze").observe(elapsed)
+        return results
+
+    async def _finish(self, article: RawArticle, result: CoreResult, started: float) -> Analysis:
+        analysis = await self._with_remote(article, result.analysis, result.confidence)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+        return analysis.model_copy(update={"engine_version": ENGINE_VERSION, "latency_ms": elapsed_ms})
 
     async def _with_remote(self, article: RawArticle, analysis: Analysis, confidence: float) -> Analysis:
         by_provider: dict[str, list[str]] = {}
@@ -261,10 +230,10 @@ class Engine:
     async def aclose(self) -> None:
         for remote in self._remote.values():
             await remote.provider.aclose()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.close()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.close()
 
 
 @lru_cache(maxsize=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Literal
 
@@ -59,22 +58,36 @@ class ResilienceSettings(BaseModel):
     breaker_reset_s: float = Field(default=30.0, gt=0)
 
 
+def _cores() -> int:
+    from inference.pool import available_cores
+
+    return available_cores()
+
+
 class EngineSettings(BaseModel):
     tier: Literal["fast", "standard"] = "standard"
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    # Where the encoder runs: onnxruntime's CUDA execution provider needs onnxruntime-gpu (see README).
+    device: Literal["cpu", "cuda"] = "cpu"
+    # Engine processes (each loads the models once, ~250 MB): the cores this container may use by default.
+    processes: int = Field(default_factory=_cores, ge=1, le=64)
+    # ONNX / OpenMP threads in each process; 0 = the cores left to each process (cores // processes, at least 1).
+    threads: int = Field(default=0, ge=0, le=64)
     max_batch: int = Field(default=32, ge=1, le=512)
     max_wait_ms: float = Field(default=5.0, ge=0, le=1_000)
     providers: dict[str, ProviderName] = Field(default_factory=dict)
     # Cascade: remote tasks go to the LLM only when the local answer's confidence is below this.
     cascade: bool = False
     cascade_threshold: float = Field(default=0.6, ge=0, le=1)
-    novelty_window: int = Field(default=512, ge=0)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     huggingface: HuggingFaceSettings = Field(default_factory=HuggingFaceSettings)
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
 
     def provider_for(self, task: str) -> ProviderName:
         return self.providers.get(task, "local")
+
+    @property
+    def threads_per_process(self) -> int:
+        return self.threads or max(1, _cores() // self.processes)
 
 
 class InferenceSettings(ServiceSettings):
