@@ -1,14 +1,17 @@
 """Inference engine benchmark: each tier, single articles and batches, beside two baselines in the same run.
 
-- ours: `Engine.analyze(article)` one at a time ("single") and `Engine.analyze_batch` in chunks of 1, 10, 32
-  (and the other sizes of the batch-size sweep);
-- baseline (a): the same models called per article, one after another, no batching, no concurrency;
-- baseline (b): the same models called directly on the whole batch (their batch APIs), no engine around them:
-  the engine's overhead is ours against (b) at the same batch size.
+- ours: the engine (`inference.engine.Engine`) with its process pool on every core of the machine:
+  `analyze(article)` one at a time ("single") and `analyze_batch` in chunks of 1, 10, 32 (and the other sizes of
+  the batch-size sweep); and at batch 32 with one process of one thread, for the 1 -> N cores scaling;
+- baseline (a): the same core (`inference.core.Core`, one thread, in this process) called per article, one after
+  another, no batching, no concurrency;
+- baseline (b): the same core called directly on the whole batch, no engine around it: the engine's overhead and
+  its use of the other cores are ours against (b) at the same batch size.
 
-Every configuration sees the same articles (real NewsArticles rows, after a warm-up on other rows), in
-interleaved rounds (BENCH_ROUNDS, default 2) so that other work on a shared machine hits them alike.
-Knobs: BENCH_ENGINE_N (standard-tier articles per configuration, default 64), BENCH_FAST_N (160),
+CPU per article counts this process and the engine's child processes. Every configuration sees the same
+articles (real NewsArticles rows, after a warm-up on other rows), in interleaved rounds (BENCH_ROUNDS, default 2)
+so that other work on a shared machine hits them alike.
+Knobs: BENCH_ENGINE_N (standard-tier articles per configuration, default 128), BENCH_FAST_N (640),
 BENCH_TIERS (fast,standard), BENCH_BATCHES (1,4,10,32), BENCH_PROFILE (1: py-spy profile of batch 32).
 """
 
@@ -28,7 +31,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from bench.common import ROOT, CpuClock, corpus, env_int, latency_summary, quick, save_section
+from bench.common import ROOT, CpuClock, corpus, env_int, latency_summary, quick, rss_mb, save_section
 from bench.profiling import collapsed_stacks
 from common.schemas import Analysis, RawArticle
 
@@ -39,60 +42,12 @@ _REQUIRED_BATCHES = (1, 10, 32)
 
 
 def direct(tier: str) -> Callable[[Sequence[RawArticle]], list[Analysis]]:
-    """The tier's models called directly, synchronously, on a list of articles: what the engine wraps."""
-    if tier == "fast":
-        from inference.fast import analyze_fast
+    """The tier's core called directly, synchronously, in this process on one thread: what the engine wraps."""
+    from inference.core import Core, CoreSettings, item_of
 
-        return lambda batch: [analyze_fast(a) for a in batch]
-
-    from inference import local
-    from inference.engine import _BODY_CHARS, _LOCAL_TASKS
-    from inference.features import category_text, headline_text
-    from inference.importance import NoveltyTracker, importance_score
-
-    local.load_all()
-    novelty = NoveltyTracker(512)
-
-    def run(batch: Sequence[RawArticle]) -> list[Analysis]:
-        heads = [headline_text(a.title, a.description) for a in batch]
-        bodies = [f"{h} {a.content or ''}"[:_BODY_CHARS] for h, a in zip(heads, batch, strict=True)]
-        langs = [
-            (a.language_hint or local.detect_language(h)).split("-")[0].lower()
-            for a, h in zip(batch, heads, strict=True)
-        ]
-        results = local.encode_and_classify(
-            [
-                (lang, h, category_text(a.title, a.description, a.content))
-                for lang, h, a in zip(langs, heads, batch, strict=True)
-            ]
-        )
-        entities = local.entities_batch(list(zip(langs, bodies, strict=True)))
-        keywords = [local.keywords(lang, b) for lang, b in zip(langs, bodies, strict=True)]
-        out = []
-        for a, lang, r, ents, kws in zip(batch, langs, results, entities, keywords, strict=True):
-            importance = importance_score(
-                entities=len(ents),
-                headline=a.title,
-                category=r.category,
-                sentiment_score=r.sentiment_score,
-                novelty=novelty.observe(r.embedding),
-                source=a.source,
-            )
-            out.append(
-                Analysis(
-                    sentiment=r.sentiment,
-                    sentiment_score=r.sentiment_score,
-                    keywords=kws,
-                    entities=ents,
-                    category=r.category,
-                    language=lang if 2 <= len(lang) <= 16 else "und",
-                    importance_score=importance,
-                    providers=dict.fromkeys(_LOCAL_TASKS, "local"),
-                )
-            )
-        return out
-
-    return run
+    core = Core(CoreSettings(tier=tier, threads=1))  # type: ignore[arg-type]
+    core.load()
+    return lambda batch: core.analyze([item_of(a) for a in batch])
 
 
 def _row(name: str, kind: str, batch: int, articles: int, wall: float, cpu: float, calls: list[float]) -> dict:
@@ -108,9 +63,11 @@ def _row(name: str, kind: str, batch: int, articles: int, wall: float, cpu: floa
     }
 
 
-async def _measure_async(fn: Callable[[Sequence[RawArticle]], Any], data: Sequence[RawArticle], size: int):
+async def _measure_async(
+    fn: Callable[[Sequence[RawArticle]], Any], data: Sequence[RawArticle], size: int, children: Callable[[], list[int]]
+) -> tuple[float, float, list[float]]:
     calls: list[float] = []
-    cpu = CpuClock()
+    cpu = CpuClock(children)
     start = time.perf_counter()
     for i in range(0, len(data), size):
         t = time.perf_counter()
@@ -119,19 +76,36 @@ async def _measure_async(fn: Callable[[Sequence[RawArticle]], Any], data: Sequen
     return time.perf_counter() - start, cpu.elapsed(), calls
 
 
-async def bench_tier(tier: str, n: int, batches: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
+def _engine(tier: str, processes: int, threads: int = 1) -> Any:
     from inference.engine import Engine
     from inference.settings import EngineSettings
 
+    settings = EngineSettings(tier=tier, processes=processes, threads=threads)  # type: ignore[arg-type]
+    return Engine(settings, registry=CollectorRegistry())
+
+
+async def bench_tier(tier: str, n: int, batches: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
+    from inference.pool import available_cores
+
+    cores = available_cores()
     articles = corpus()
     warm, data = articles[:_WARMUP], articles[_WARMUP : _WARMUP + n]
-    engine = Engine(EngineSettings(tier=tier), registry=CollectorRegistry())
+    engine = _engine(tier, cores)
+    one_core = _engine(tier, 1)
     t = time.perf_counter()
     await engine.start()
     load_s = time.perf_counter() - t
+    await one_core.start()
     await engine.analyze_batch(warm)
+    await one_core.analyze_batch(warm[:8])
     models = direct(tier)
     models(warm[:8])
+    memory = {
+        "engine_processes_rss_mb": [rss_mb(pid) for pid in engine.pool.pids()],
+        "bench_process_rss_mb": rss_mb(os.getpid()),
+        "note": "each engine process holds the tier's models once; a worker's resident memory is its own process "
+        "(no models when processes > 1) plus its engine processes",
+    }
     rows: list[dict[str, Any]] = []
 
     def add(row: dict[str, Any]) -> None:
@@ -148,11 +122,12 @@ async def bench_tier(tier: str, n: int, batches: Sequence[int], log: Callable[[s
     async def bare(batch: Sequence[RawArticle]) -> None:
         models(batch)
 
-    configs: list[tuple[str, str, int, Callable[[Sequence[RawArticle]], Any]]] = [
-        ("engine single", "ours", 1, single),
-        *((f"engine batch {size}", "ours", size, engine.analyze_batch) for size in batches),
-        ("baseline (a) per article", "baseline_a", 1, bare),
-        *((f"baseline (b) direct batch {size}", "baseline_b", size, bare) for size in batches if size > 1),
+    configs: list[tuple[str, str, int, Callable[[Sequence[RawArticle]], Any], Callable[[], list[int]]]] = [
+        ("engine single", "ours", 1, single, engine.pool.pids),
+        *((f"engine batch {size}", "ours", size, engine.analyze_batch, engine.pool.pids) for size in batches),
+        ("engine batch 32, 1 process x 1 thread", "ours_1core", 32, one_core.analyze_batch, one_core.pool.pids),
+        ("baseline (a) per article", "baseline_a", 1, bare, list),
+        *((f"baseline (b) direct batch {size}", "baseline_b", size, bare, list) for size in batches if size > 1),
     ]
     # Interleaved rounds: every configuration runs on each slice of the articles in turn, so a burst of
     # other work on a shared machine falls on all of them alike rather than on whichever ran then.
@@ -162,21 +137,25 @@ async def bench_tier(tier: str, n: int, batches: Sequence[int], log: Callable[[s
     try:
         for r in range(rounds):
             part = data[r * step : (r + 1) * step]
-            for name, _, size, fn in configs:
-                wall, cpu, calls = await _measure_async(fn, part, size)
+            for name, _, size, fn, children in configs:
+                wall, cpu, calls = await _measure_async(fn, part, size, children)
                 totals[name][0] += wall
                 totals[name][1] += cpu
                 totals[name][2] += calls
-        for name, kind, size, _ in configs:
+        for name, kind, size, _, _ in configs:
             wall, cpu, calls = totals[name]
             add(_row(name, kind, size, step * rounds, wall, cpu, calls))
     finally:
         engine.close()
+        one_core.close()
     return {
         "articles": step * rounds,
         "rounds": rounds,
         "warmup_articles": _WARMUP,
         "load_s": round(load_s, 2),
+        "cores": cores,
+        "processes": engine.pool.processes,
+        "memory": memory,
         "rows": rows,
     }
 
@@ -199,13 +178,16 @@ def profile(tier: str, n: int, log: Callable[[str], None]) -> dict[str, Any] | N
 
 
 _COMPONENTS = (
-    ("encode_and_classify", "MiniLM/e5 encoder + sentiment/category heads"),
-    ("entities_batch", "spaCy NER"),
-    ("keywords", "YAKE keywords"),
-    ("extract_keywords", "YAKE keywords"),
+    ("encode", "encoder (MiniLM / e5), once per article"),
+    ("classify", "sentiment and category heads"),
+    ("english_entities", "spaCy NER + canonical entities"),
+    ("canonicalize", "spaCy NER + canonical entities"),
+    ("entities", "Korean entities"),
+    ("keywords", "keywords"),
+    ("summarize", "extractive summary"),
     ("polarity_scores", "VADER"),
+    ("vader_scores", "VADER"),
     ("detect_language", "language id"),
-    ("_language", "language id"),
 )
 
 
@@ -219,7 +201,7 @@ def _group_profile(raw: str) -> dict[str, Any]:
     total = 0
     for frames, samples in collapsed_stacks(raw):
         names = [_frame_name(f) for f in frames]
-        if any(n in {"_find_and_load", "load_all", "corpus", "start"} for n in names):
+        if any(n in {"_find_and_load", "load", "corpus", "start"} for n in names):
             continue  # start-up: imports, model loading, reading the corpus
         total += samples
         found = next((label for n in reversed(names) for fn, label in _COMPONENTS if n == fn), None)
@@ -231,16 +213,14 @@ def _group_profile(raw: str) -> dict[str, Any]:
         "samples": total,
         "share": {k: round(v / total * 100, 1) for k, v in groups.most_common()} if total else {},
         "other_top": {k: round(v / total * 100, 1) for k, v in leaves.most_common(5)} if total else {},
-        "how": "py-spy record --rate 50 of the engine analysing batches of 32; all threads, idle and start-up excluded",
+        "how": "py-spy record --rate 50 of the engine core (one process) analysing batches of 32; idle and start-up "
+        "excluded",
     }
 
 
 async def _profile_target(tier: str, n: int) -> None:
-    from inference.engine import Engine
-    from inference.settings import EngineSettings
-
     data = corpus()[_WARMUP : _WARMUP + n]
-    engine = Engine(EngineSettings(tier=tier), registry=CollectorRegistry())
+    engine = _engine(tier, 1)  # one process, so that py-spy sees the core's frames
     await engine.start()
     for i in range(0, len(data), 32):
         await engine.analyze_batch(data[i : i + 32])
@@ -254,7 +234,7 @@ def run(log: Callable[[str], None] = print) -> dict[str, Any]:
         {int(b) for b in os.environ.get("BENCH_BATCHES", "1,10,32" if quick() else "1,4,10,32").split(",") if b}
         | set(_REQUIRED_BATCHES)
     )
-    sizes = {"standard": env_int("BENCH_ENGINE_N", 64, 16), "fast": env_int("BENCH_FAST_N", 160, 32)}
+    sizes = {"standard": env_int("BENCH_ENGINE_N", 128, 32), "fast": env_int("BENCH_FAST_N", 640, 64)}
     load = os.getloadavg()
     section: dict[str, Any] = {"load_avg_start": [round(x, 2) for x in load], "tiers": {}}
     log(f"engine: {len(corpus())} valid corpus articles; tiers {tiers}; batches {batches}")

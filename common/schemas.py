@@ -203,6 +203,14 @@ class ArticleBase(_Frozen):
             return data
         markup = cls._markup and not context.get("text_only", False)
         data = dict(data)
+        source = data.get("source")
+        if isinstance(source, dict):  # NewsAPI's {"id": ..., "name": ...} source object
+            name, ident = source.get("name"), source.get("id")
+            data["source"] = (
+                name if isinstance(name, str) and name.strip() else ident if isinstance(ident, str) else None
+            )
+            if data["source"] is None:
+                del data["source"]
         for field, limit in _TEXT_LIMITS.items():
             value = data.get(field)
             if isinstance(value, str):

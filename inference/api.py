@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -26,6 +27,12 @@ class BatchResponse(BaseModel):
 
 
 def _article(item: Any, where: str) -> RawArticle:
+    if isinstance(item, dict):
+        # NewsAPI's article object works as it is: `publishedAt` is read as `published_at`, and an article
+        # without a date is analysed as of now (the analysis does not depend on it).
+        item = dict(item)
+        if "published_at" not in item:
+            item["published_at"] = item.pop("publishedAt", None) or datetime.now(UTC).isoformat()
     try:
         return RawArticle.model_validate_json(orjson.dumps(item))
     except ValidationError as exc:
@@ -42,7 +49,8 @@ async def _json(request: Request) -> Any:
 
 @router.post("/analyze", response_model=AnalyzeResponse)
 async def analyze(request: Request, engine: EngineDep) -> AnalyzeResponse:
-    """Analyse one article (a `RawArticle` JSON object)."""
+    """Analyse one article: a `RawArticle` JSON object, or NewsAPI's article object (`source` as `{"id", "name"}`,
+    `publishedAt`); `published_at` is optional here (default: now)."""
     article = _article(await _json(request), "body")
     return AnalyzeResponse(id=article.id, analysis=await engine.analyze(article))
 
