@@ -57,15 +57,23 @@ class Analyzer(Protocol):
 
 
 class InProcessAnalyzer:
-    """The engine in this process (`inference.engine.get_engine()`), imported lazily: it loads models."""
+    """The engine in this worker (`inference.engine.get_engine()`: its process pool uses every core the worker
+    is given), imported lazily because it loads models."""
+
+    def __init__(self) -> None:
+        self._engine: Any = None
 
     async def analyze_batch(self, articles: Sequence[RawArticle]) -> list[Analysis]:
-        from inference.engine import get_engine
+        if self._engine is None:
+            from inference.engine import get_engine
 
-        return await get_engine().analyze_batch(articles)
+            self._engine = get_engine()
+        analyses: list[Analysis] = await self._engine.analyze_batch(articles)
+        return analyses
 
     async def aclose(self) -> None:
-        return None
+        if self._engine is not None:
+            await self._engine.aclose()  # stops the engine's processes
 
 
 class HttpAnalyzer:
