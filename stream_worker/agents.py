@@ -68,7 +68,7 @@ def _get_analyzer() -> Analyzer:
 
 
 @app.on_before_shutdown.connect
-async def _close_analyzer(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:  # noqa: ARG001 - faust's signal signature
+async def _close_analyzer(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:  # noqa: ARG001 - faust's signal signature
     """Stop the engine's processes (or the HTTP client) with the worker."""
     global _analyzer
     if _analyzer is not None:
