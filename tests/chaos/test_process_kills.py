@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from common.settings import KafkaSettings
 from tests.support.chaos import Outcome, WsWatcher, analyzed, stored_ids, wait_until
@@ -70,6 +73,68 @@ async def test_worker_sigkill_mid_batch(spawn: Callable[..., ServiceProcess], ka
     assert outcome.duplicates_rest == 0
     assert watcher.deliveries.keys() >= expected
     assert outcome.duplicates_ws == 0, f"ids delivered twice over WebSocket: {watcher.deliveries.most_common(3)}"
+
+
+def _engine_children(pid: int) -> list[int]:
+    """The engine's pool processes under a worker (multiprocessing's spawned children, not its resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+async def test_engine_process_sigkill_in_worker(
+    spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings
+) -> None:
+    """The worker's in-process engine runs on 2 processes; one is SIGKILLed while articles flow."""
+    n = 200
+    articles = real_articles(n)
+    expected = {a.id for a in articles}
+    env = {**WORKER, "INFERENCE__TIER": "fast", "INFERENCE__PROCESSES": "2"}
+    consumer = spawn("consumer")
+    base = f"http://127.0.0.1:{consumer.port}"
+    worker = spawn("worker", env=env)
+    assert worker.proc is not None
+
+    async def stream() -> None:  # 200 articles over about 4 s
+        for i in range(0, n, 10):
+            chunk = articles[i : i + 10]
+            await produce(
+                kafka_settings,
+                kafka_settings.topics.raw_topic,
+                [(a.id.encode(), a.model_dump_json().encode()) for a in chunk],
+            )
+            await asyncio.sleep(0.2)
+
+    feeder = asyncio.create_task(stream())
+    await wait_until(lambda: _at_least(base, expected, 20), 60, "first articles stored")
+    children = _engine_children(worker.proc.pid)
+    assert len(children) == 2, f"expected 2 engine processes under the worker, found {children}"
+    os.kill(children[0], signal.SIGKILL)
+    killed = time.monotonic()
+    await feeder
+    await wait_until(lambda: _at_least(base, expected, n), 90, "every article stored after the engine process died")
+    recovery = time.monotonic() - killed
+    listed = await stored_ids(base)
+    after = _engine_children(worker.proc.pid)
+
+    outcome = Outcome("engine-process-sigkill", "one of the worker's 2 engine processes SIGKILLed mid-stream", n)
+    outcome.recovery_s = round(recovery, 1)
+    outcome.count(expected, listed)
+    outcome.notes.append(f"the worker kept running (pid {worker.proc.pid}); engine processes after: {len(after)}")
+    outcome.write()
+    assert worker.proc.poll() is None, "the worker died with its engine process"
+    assert outcome.lost == 0 and outcome.stored == n and outcome.duplicates_rest == 0
+    assert children[0] not in after and after, f"engine processes after the kill: {after}"
+    assert "restarting the pool" in worker.tail(400)
 
 
 async def _at_least(base: str, expected: set[str], k: int) -> bool:
