@@ -108,7 +108,8 @@ def _index_values(article: AnalyzedArticle) -> dict[str, set[str]]:
         "source": {normalise(article.source)},
         "category": {normalise(a.category)},
         "language": {normalise(a.language)},
-        "entity": {normalise(e.text) for e in a.entities},
+        # Both the surface text and the canonical name find an article ("Trump" and "Donald Trump").
+        "entity": {normalise(e.text) for e in a.entities} | {normalise(e.name) for e in a.entities if e.name},
     }
 
 

@@ -90,7 +90,8 @@ def _stats() -> StatsStore | None:
 def term_keys(article: AnalyzedArticle) -> list[str]:
     """The `terms` table keys an article counts towards (each once)."""
     keys = [f"keyword:{kw.casefold()}" for kw in article.analysis.keywords]
-    keys += [f"entity:{entity_member(e.text, e.type)}" for e in article.analysis.entities]
+    # Entities count by their canonical name ("Trump" and "Donald Trump" are one person), surface text otherwise.
+    keys += [f"entity:{entity_member(e.display, e.type)}" for e in article.analysis.entities]
     return list(dict.fromkeys(keys))
 
 

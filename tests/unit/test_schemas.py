@@ -188,3 +188,25 @@ def test_clean_text_is_idempotent_after_the_markup_pass() -> None:
     for value in ["a &lt;b&gt; c", "<p>x</p>&amp;amp;", "  한국어\u200b  뉴스 ", "Cafe\u0301 &#x3C;3"]:
         once = clean_text(value)
         assert clean_text(once, markup=False) == once
+
+
+def test_canonical_entity_is_found_by_surface_text_and_canonical_name() -> None:
+    from common.schemas import Entity
+    from common.store import ArticleFilters
+
+    trump = Entity(text="Trump", type="PERSON", id="person:donald_trump", name="Donald Trump")
+    old = Entity(text="Seoul", type="GPE")  # a record written before canonical ids
+    assert (trump.key, trump.display) == ("person:donald_trump", "Donald Trump")
+    assert (old.key, old.display) == ("gpe:seoul", "Seoul")
+    raw = RawArticle(url="https://e.example/t", title="Trump speaks", published_at=datetime(2024, 1, 1, tzinfo=UTC))
+    article = AnalyzedArticle.from_raw(raw, Analysis(sentiment="neutral", sentiment_score=0.0, entities=[trump, old]))
+    for wanted in ("Trump", "donald trump", "SEOUL"):
+        assert ArticleFilters(entity=wanted).matches(article)
+    assert not ArticleFilters(entity="Donald").matches(article)
+
+
+def test_newsapi_source_object_is_read_as_its_name() -> None:
+    base = {"url": "https://e.example/n", "title": "T", "published_at": "2024-11-26T05:00:00Z"}
+    assert RawArticle.model_validate({**base, "source": {"id": "bbc-news", "name": "BBC News"}}).source == "BBC News"
+    assert RawArticle.model_validate({**base, "source": {"id": "reuters", "name": None}}).source == "reuters"
+    assert RawArticle.model_validate({**base, "source": {"id": None, "name": None}}).source == "unknown"

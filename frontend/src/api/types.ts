@@ -20,6 +20,10 @@ export const CATEGORIES = [
 export interface Entity {
   text: string
   type: string
+  /** canonical id shared by every surface form of one entity (absent on older records) */
+  id?: string | null
+  /** canonical display name ("Donald Trump" for "Trump") */
+  name?: string | null
 }
 
 export interface Analysis {

@@ -54,7 +54,7 @@ export const useFeedStore = defineStore('feed', () => {
       sources.add(a.source)
       categories.add(a.analysis.category)
       languages.add(a.analysis.language)
-      for (const e of a.analysis.entities) entities.add(e.text)
+      for (const e of a.analysis.entities) entities.add(e.name ?? e.text)
     }
     const sorted = (s: Set<string>) => [...s].sort((x, y) => x.localeCompare(y))
     return { sources: sorted(sources), categories: sorted(categories), languages: sorted(languages), entities: sorted(entities) }
