@@ -41,6 +41,22 @@ def test_service_endpoints(spawn: Callable[..., ServiceProcess]) -> None:
         assert [r["analysis"]["language"] for r in results] == ["en", "ko", "en"]
         assert len({r["id"] for r in results}) == 3
 
+        # NewsAPI's own article object (source as {"id", "name"}, publishedAt) and no date at all are accepted.
+        newsapi = {
+            "source": {"id": "bbc-news", "name": "BBC News"},
+            "author": None,
+            "title": "Acme wins contract to build new bridge",
+            "description": "The deal is worth 100 million pounds.",
+            "url": "https://www.bbc.co.uk/news/business-1",
+            "urlToImage": None,
+            "publishedAt": "2024-11-26T05:00:00Z",
+            "content": "The company said on Monday... [+2829 chars]",
+        }
+        undated = {"title": "Council approves budget", "url": "https://news.example/undated", "source": "Local"}
+        both = client.post("/v1/analyze/batch", json={"articles": [newsapi, undated]})
+        assert both.status_code == 200, both.text
+        assert len(both.json()["results"]) == 2
+
         too_many = client.post("/v1/analyze/batch", json={"articles": [_article(i) for i in range(9)]})
         assert too_many.status_code == 413
         bad = client.post("/v1/analyze", json={"url": "ftp://x", "title": "", "published_at": "never"})
@@ -51,7 +67,7 @@ def test_service_endpoints(spawn: Callable[..., ServiceProcess]) -> None:
         models = client.get("/v1/models").json()
         assert models["tier"] == "standard" and models["ready"] is True
         metrics = client.get("/metrics").text
-        assert 'inference_requests_total{provider="local",task="analyze"} 4.0' in metrics
+        assert 'inference_requests_total{provider="local",task="analyze"} 6.0' in metrics
         assert "inference_batch_size_bucket" in metrics
 
 
