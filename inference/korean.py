@@ -1,11 +1,62 @@
-"""Korean analysis: Kiwi tokens shared by keywords, entities and sentiment (one analyser per process)."""
+"""Korean analysis: Kiwi tokens shared by keywords, entities and sentiment (one analyser per process).
+
+Korean is a first-class language here, not a fallback: the text is tokenised once (`_analyse`, cached per
+text) and the three tasks read the same tokens.
+
+- `sentiment`: news valence. A hand-written news lexicon (`resources/ko_news_lexicon.tsv`: event words,
+  good/bad quantities with up/down direction, negation) decides when it fires; otherwise the NSMC review
+  polarity model (`artifacts/sentiment_ko_nb`, NB-LR over Kiwi morphemes + character 1-4-grams) gives the sign
+  of the score, and the label only when it is confident; else neutral. Reviews are not news: a factual
+  headline with no good or bad news in it should be neutral, and the review model alone calls such headlines
+  polar at random.
+- `entities`: no Korean NER model ships, so a gazetteer (`resources/ko_gazetteer.tsv`, English canonical
+  names where known so ids are shared with English text) plus rules over Kiwi proper nouns (ORG/LOC suffixes,
+  a person's title after the name).
+- `keywords`: Kiwi nouns and noun compounds, by frequency then first position.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-__all__ = ["kiwi"]
+import numpy as np
+import numpy.typing as npt
+
+from common.schemas import Entity, Sentiment
+from inference.canonical import entity_id
+from inference.heads import ARTIFACTS, char_ngrams
+
+__all__ = [
+    "BUCKETS",
+    "FEATURE_VERSION",
+    "SENTIMENT_ARTIFACT",
+    "entities",
+    "keywords",
+    "kiwi",
+    "lexicon_score",
+    "load",
+    "review_features",
+    "review_score",
+    "sentiment",
+]
+
+BUCKETS = 1 << 20
+FEATURE_VERSION = 1
+SENTIMENT_ARTIFACT = "sentiment_ko_nb"
+RESOURCES = Path(__file__).parent / "resources"
+# The review model's probability must be this far from 0.5 (|2p - 1| >= 0.6, p >= 0.8 or <= 0.2) to label a text
+# the lexicon does not fire on: set by reasoning (news headlines are mostly not reviews), not tuned on a check set.
+REVIEW_STRONG = 0.6
+# The lexicon fires when its summed weight reaches this magnitude (one weak word, weight 0.3-0.5, does not).
+LEXICON_FIRES = 0.75
+_NEGATION = re.compile(r"^.{0,6}?(없|않|못|아니|안 돼|안돼)")
 
 
 @lru_cache(maxsize=1)
@@ -13,3 +64,284 @@ def kiwi() -> Any:
     from kiwipiepy import Kiwi
 
     return Kiwi()
+
+
+@lru_cache(maxsize=512)
+def _analyse(text: str) -> tuple[Any, ...]:
+    """Kiwi tokens of one text, computed once and shared by sentiment, entities and keywords."""
+    return tuple(kiwi().tokenize(text))
+
+
+# --- review polarity model -----------------------------------------------------------------------------------
+
+
+def review_features(text: str, tokens: Sequence[Any]) -> npt.NDArray[np.int64]:
+    """Unique hashed buckets of a text: Kiwi morphemes (form/tag), adjacent morpheme pairs, char 1-4-grams."""
+    morphs = [f"{t.form}/{t.tag}" for t in tokens]
+    grams = [f"m {m}" for m in morphs]
+    grams += [f"b {a} {b}" for a, b in zip(morphs, morphs[1:], strict=False)]
+    grams += char_ngrams(text, 1, 4)
+    idx = np.fromiter((zlib.crc32(g.encode("utf-8")) % BUCKETS for g in grams), dtype=np.int64, count=len(grams))
+    return np.unique(idx)
+
+
+@lru_cache(maxsize=1)
+def _review_model() -> tuple[npt.NDArray[np.float32], float]:
+    card = json.loads((ARTIFACTS / f"{SENTIMENT_ARTIFACT}.json").read_text())
+    with np.load(ARTIFACTS / f"{SENTIMENT_ARTIFACT}.npz") as data:
+        return data["weights"].astype(np.float32), float(card["bias"])
+
+
+def review_score(text: str) -> float:
+    """Review polarity in -1..1 (2p - 1) from the NSMC model."""
+    weights, bias = _review_model()
+    idx = review_features(text, _analyse(text))
+    z = float(weights[idx].sum()) / max(1.0, float(np.sqrt(len(idx)))) + bias
+    return 2.0 / (1.0 + float(np.exp(-z))) - 1.0
+
+
+# --- news lexicon --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Term:
+    term: str
+    kind: str  # event | good | bad | up | down
+    weight: float
+
+
+@lru_cache(maxsize=1)
+def _lexicon() -> tuple[re.Pattern[str], dict[str, _Term]]:
+    terms: dict[str, _Term] = {}
+    for line in (RESOURCES / "ko_news_lexicon.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            term, kind, weight = line.split("\t")
+            terms[term] = _Term(term, kind, float(weight))
+    # One alternation, longest first: the regex engine then takes "구조조정" before "구조", without overlaps.
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=lambda t: (-len(t), t))))
+    return pattern, terms
+
+
+def lexicon_score(text: str) -> tuple[float, list[tuple[str, float]]]:
+    """Summed news valence of `text` and the contributing (term, value) pairs (for explaining a label)."""
+    pattern, terms = _lexicon()
+    total = 0.0
+    hits: list[tuple[str, float]] = []
+    # The last good/bad quantity: end offset, sign, index in `hits` (or -1) and its own value.
+    last_thing: tuple[int, float, int, float] | None = None
+    starts = {t.start for t in _analyse(text)}
+    for m in pattern.finditer(text):
+        if m.start() not in starts:
+            continue  # inside a word: "상회" in "정상회의" is no news
+        term = terms[m.group(0)]
+        value = term.weight
+        if term.kind in ("good", "bad"):
+            last_thing = (m.end(), 1.0 if term.kind == "good" else -1.0, len(hits) if value else -1, value)
+        elif term.kind in ("up", "down") and last_thing is not None and m.start() - last_thing[0] <= 20:
+            # "적자 감소" is good news, "물가 상승" bad: the direction takes its sign from the quantity before it.
+            value = (1.0 if term.kind == "up" else -1.0) * last_thing[1]
+            if last_thing[2] >= 0:  # the direction replaces the quantity's own valence ("적자 감소" is good)
+                total -= last_thing[3]
+                hits[last_thing[2]] = (hits[last_thing[2]][0], 0.0)
+            last_thing = None
+        if value and term.kind in ("event", "bad", "good") and _NEGATION.match(text[m.end() : m.end() + 10]):
+            value = -0.5 * value  # "인명 피해 없어", "합의하지 못해"
+        if value:
+            total += value
+            hits.append((term.term, value))
+    return total, hits
+
+
+def sentiment(texts: Sequence[str]) -> list[tuple[Sentiment, float, float]]:
+    """(label, score -1..1, confidence 0..1) per text. The lexicon decides when it fires (|sum| >= 0.75);
+    else the review model's sign is the score's sign and it labels only when strong; else neutral."""
+    out: list[tuple[Sentiment, float, float]] = []
+    for text in texts:
+        lex, _ = lexicon_score(text)
+        review = review_score(text)
+        if abs(lex) >= LEXICON_FIRES:
+            score = float(np.tanh(lex / 1.5))
+            # The review model only nudges the score's size; the lexicon owns its sign.
+            score = float(np.clip(score + 0.15 * review, -1.0, 1.0)) if score * review > 0 else score
+            label: Sentiment = "positive" if lex > 0 else "negative"
+            out.append((label, score, min(1.0, 0.5 + abs(score) / 2)))
+        elif abs(review) >= REVIEW_STRONG:
+            out.append(("positive" if review > 0 else "negative", review, abs(review)))
+        else:
+            # Neutral, but the score keeps the review model's weak sign (polarity-only readers use it).
+            out.append(("neutral", review * 0.5, 1.0 - abs(review)))
+    return out
+
+
+# --- entities ------------------------------------------------------------------------------------------------
+
+_ORG_SUFFIXES = (
+    "위원회", "대학교", "대학원", "연구원", "연구소", "재단", "협회", "협의회", "공사", "공단", "은행", "증권",
+    "보험", "그룹", "전자", "화학", "건설", "중공업", "항공", "통신", "제약", "바이오", "홀딩스", "엔터테인먼트",
+    "지주", "병원", "대학", "법원", "검찰청", "경찰서", "당", "부", "청", "처", "원", "회", "사", "군단",
+)  # fmt: skip
+_LOC_SUFFIXES = (
+    "특별시",
+    "광역시",
+    "특별자치시",
+    "특별자치도",
+    "시",
+    "도",
+    "군",
+    "구",
+    "읍",
+    "면",
+    "동",
+    "리",
+    "섬",
+    "산",
+    "강",
+    "항",
+)
+_PERSON_TITLES = frozenset(
+    "대통령 전대통령 총리 국무총리 장관 차관 의원 대표 위원장 원내대표 당대표 후보 후보자 시장 도지사 지사 구청장 "
+    "군수 청장 총장 교수 박사 회장 부회장 사장 대표이사 의장 이사장 감독 선수 코치 배우 가수 작가 씨 판사 검사 "
+    "변호사 기자 총재 주석 국가주석 총통 수석 비서실장 실장 여사 왕 국왕 씨는 군 양".split()
+)
+_SURNAMES = frozenset(
+    "김이박최정강조윤장임한오서신권황안송류유홍전고문양손배백허남심노하곽성차주우구민진나엄채원천방공현함변염여추도소석선설마길연위표명기반왕금옥육인맹제모탁국어은편용예경봉사부가복태목형피두감호제"
+)
+
+
+@lru_cache(maxsize=1)
+def _gazetteer() -> tuple[re.Pattern[str], dict[str, tuple[str, str, bool]]]:
+    entries: dict[str, tuple[str, str, bool]] = {}
+    for line in (RESOURCES / "ko_gazetteer.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            parts = line.split("\t")
+            entries[parts[0]] = (parts[1], parts[2], len(parts) > 3 and "nnp" in parts[3])
+    pattern = re.compile("|".join(re.escape(s) for s in sorted(entries, key=lambda s: (-len(s), s))))
+    return pattern, entries
+
+
+def _span_tags(tokens: Sequence[Any], start: int, end: int) -> set[str]:
+    return {t.tag for t in tokens if t.start < end and t.start + t.len > start}
+
+
+def _at_word_start(text: str, start: int) -> bool:
+    return start == 0 or not (text[start - 1].isalnum())
+
+
+def _rule_type(name: str, next_form: str | None, next_tag: str | None) -> str | None:
+    if next_form in _PERSON_TITLES and 2 <= len(name) <= 4 and all("가" <= c <= "힣" for c in name):
+        return "PERSON"
+    for suffix in _ORG_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix) + 1:
+            return "ORG"
+    for suffix in _LOC_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix) + 1:
+            return "LOC"
+    hangul = all("가" <= c <= "힣" for c in name)
+    if len(name) == 3 and name[0] in _SURNAMES and hangul and (next_tag or "S").startswith(("J", "S")):
+        # A three-syllable proper noun starting with a common surname and followed by a particle or punctuation
+        # ("김민재, ...", "한동훈이 ...") is most often a person.
+        return "PERSON"
+    return None
+
+
+def entities(text: str) -> list[Entity]:
+    """Typed PERSON / ORG / LOC (MISC for other proper nouns) with canonical id and display name; first
+    mention order, one entity per id."""
+    tokens = _analyse(text)
+    pattern, gazetteer = _gazetteer()
+    found: list[tuple[int, Entity]] = []
+    covered: list[tuple[int, int]] = []
+    for m in pattern.finditer(text):
+        surface = m.group(0)
+        etype, name, ambiguous = gazetteer[surface]
+        if not _at_word_start(text, m.start()):
+            continue
+        if ambiguous and not _span_tags(tokens, m.start(), m.end()) & {"NNP", "SL"}:
+            continue  # "경기" the match, "조국" the homeland: only when Kiwi reads it as a proper noun
+        nxt = next((t for t in tokens if t.start == m.end()), None)
+        if nxt is not None and nxt.tag == "NNG" and len(nxt.form) >= 2:
+            continue  # part of a longer name: "부산" in "부산국제영화제"
+        found.append((m.start(), Entity(text=surface, type=etype, id=entity_id(etype, name), name=name)))
+        covered.append((m.start(), m.end()))
+    # Kiwi proper nouns the gazetteer does not know: adjacent NNP / SL tokens form one name.
+    spans: list[tuple[int, int, int]] = []  # start, end, index of the next token
+    i = 0
+    while i < len(tokens):
+        if tokens[i].tag == "NNP" or (tokens[i].tag == "SL" and i + 1 < len(tokens) and tokens[i + 1].tag == "NNP"):
+            start, end, j = tokens[i].start, tokens[i].start + tokens[i].len, i + 1
+            while j < len(tokens) and tokens[j].tag in ("NNP", "SL") and tokens[j].start == end:
+                end = tokens[j].start + tokens[j].len
+                j += 1
+            spans.append((start, end, j))
+            i = j
+        else:
+            i += 1
+    for start, end, j in spans:
+        if any(s < end and start < e for s, e in covered):
+            continue
+        surface = text[start:end]
+        if len(surface) < 2:
+            continue
+        next_form = tokens[j].form if j < len(tokens) else None
+        next_tag = tokens[j].tag if j < len(tokens) else None
+        etype = _rule_type(surface, next_form, next_tag) or "MISC"
+        found.append((start, Entity(text=surface, type=etype, id=entity_id(etype, surface), name=surface)))
+    found.sort(key=lambda x: x[0])
+    seen: set[str] = set()
+    out: list[Entity] = []
+    for _, ent in found:
+        if ent.id not in seen:
+            seen.add(ent.id or "")
+            out.append(ent)
+    return out
+
+
+# --- keywords ------------------------------------------------------------------------------------------------
+
+_KO_STOP = frozenset(
+    {"기자", "뉴스", "오늘", "이번", "관련", "때문", "내일", "어제", "지난", "다음", "기사", "사진", "제공"}
+)
+
+
+def keywords(text: str, limit: int = 8) -> list[str]:
+    """Kiwi nouns, adjacent nouns joined into one compound ("영업이익"); by frequency, then first position;
+    a keyword inside a longer chosen one is dropped (no overlapping keywords)."""
+    tokens = _analyse(text)
+    compounds: list[str] = []
+    i = 0
+    while i < len(tokens):
+        if tokens[i].tag in ("NNP", "NNG", "SL"):
+            parts, end, j = [tokens[i].form], tokens[i].start + tokens[i].len, i + 1
+            while j < len(tokens) and tokens[j].tag in ("NNP", "NNG", "SL", "XSN") and tokens[j].start == end:
+                parts.append(tokens[j].form)
+                end = tokens[j].start + tokens[j].len
+                j += 1
+            word = "".join(parts)
+            if len(word) > 1 and word not in _KO_STOP and not word.isdigit():
+                compounds.append(word)
+            i = j
+        else:
+            i += 1
+    counts: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for pos, word in enumerate(compounds):
+        counts[word] = counts.get(word, 0) + 1
+        first.setdefault(word, pos)
+    ranked = sorted(counts, key=lambda w: (-counts[w], first[w]))
+    out: list[str] = []
+    for word in ranked:
+        if any(word in k or k in word for k in out):
+            continue
+        out.append(word)
+        if len(out) == limit:
+            break
+    return out
+
+
+def load() -> None:
+    """Load Kiwi, the review model, the lexicon and the gazetteer now (cached, idempotent)."""
+    kiwi()
+    _review_model()
+    _lexicon()
+    _gazetteer()
+    _analyse("삼성전자 주가 상승")
