@@ -180,26 +180,29 @@ class Core:
 
         head = item.title if not item.description else f"{item.title}. {item.description}"
         language = _language(item, head)
-        compound = float(vader_scores([head])[0, 3]) if language == "en" else 0.0
-        sentiment: Sentiment = (
-            "positive"
-            if compound >= _FAST_NEUTRAL_BAND
-            else "negative"
-            if compound <= -_FAST_NEUTRAL_BAND
-            else "neutral"
-        )
-        surface = list(dict.fromkeys(_PROPER.findall(head)))[:10]
-        found = _canonical([Entity(text=s, type="MISC") for s in surface])
         body = _body(item, KEYWORD_CHARS // 2)
+        models = dict(FAST_MODELS)
+        if language == "ko":  # Kiwi (~1 ms a headline) gives Korean its words; the lexicon its tone
+            from inference import korean
+
+            sentiment, score, _ = korean.sentiment([head])[0]
+            kws = korean.keywords(body)
+            models.update(sentiment="sentiment_ko", keywords="kiwi-nouns")
+        else:
+            score = float(vader_scores([head])[0, 3]) if language == "en" else 0.0
+            sentiment = _fast_label(score)
+            kws = keywords(language, body, entities=_proper_phrases(head))
+        surface = _proper_phrases(head)
+        found = _canonical([Entity(text=s, type="MISC") for s in surface])
         return Analysis(
             sentiment=sentiment,
-            sentiment_score=round(compound, 4),
-            keywords=keywords(language, body, entities=surface),
+            sentiment_score=round(score, 4),
+            keywords=kws,
             entities=found,
             language=language,
-            importance_score=_importance(found, item, "other", compound),
+            importance_score=_importance(found, item, "other", score),
             providers=dict.fromkeys(FAST_MODELS, "local"),
-            models=dict(FAST_MODELS),
+            models=models,
             engine_version=ENGINE_VERSION,
         )
 
@@ -278,6 +281,25 @@ class Core:
             )
             out.append(CoreResult(analysis, min(head.sentiment_confidence, head.category_confidence)))
         return out
+
+
+def _fast_label(compound: float) -> Sentiment:
+    if compound >= _FAST_NEUTRAL_BAND:
+        return "positive"
+    return "negative" if compound <= -_FAST_NEUTRAL_BAND else "neutral"
+
+
+def _proper_phrases(text: str, limit: int = 10) -> list[str]:
+    """Capitalised phrases, the fast tier's entities: a lone capitalised word opening a sentence is most often
+    just the sentence's first word ("Earthquake kills 200"), so it is left out."""
+    found: list[str] = []
+    for match in _PROPER.finditer(text):
+        before = text[: match.start()].rstrip()
+        opens_sentence = not before or before[-1] in ".!?:\"'"
+        if opens_sentence and " " not in match.group() and not match.group().isupper():
+            continue
+        found.append(match.group())
+    return list(dict.fromkeys(found))[:limit]
 
 
 def _entity_model(language: str) -> str:
