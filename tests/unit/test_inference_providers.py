@@ -77,6 +77,7 @@ def _engine(
     registry = CollectorRegistry()
     settings = EngineSettings(
         tier=tier,
+        processes=1,  # the core in this process: no child processes to start for each test
         providers=dict.fromkeys(tasks, provider),
         cascade=cascade,
         cascade_threshold=threshold,
