@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         eval_en.category_section(args.limit),
         eval_entities.entities_section(args.limit),
         eval_keywords.keywords_section(args.limit),
+        eval_keywords.summary_section(args.limit),
         determinism_section(min(200, args.limit or 200)),
     ]
     rate, median, processes = asyncio.run(_throughput(THROUGHPUT_ARTICLES))
