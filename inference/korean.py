@@ -36,10 +36,17 @@ from inference.heads import ARTIFACTS, char_ngrams
 __all__ = [
     "BUCKETS",
     "FEATURE_VERSION",
+    "Gazetteer",
+    "Lexicon",
+    "build_gazetteer",
+    "build_lexicon",
+    "combine",
     "SENTIMENT_ARTIFACT",
     "entities",
+    "gazetteer_entries",
     "keywords",
     "kiwi",
+    "lexicon_entries",
     "lexicon_score",
     "load",
     "review_features",
@@ -110,21 +117,33 @@ class _Term:
     weight: float
 
 
-@lru_cache(maxsize=1)
-def _lexicon() -> tuple[re.Pattern[str], dict[str, _Term]]:
+Lexicon = tuple[re.Pattern[str], dict[str, _Term]]
+
+
+def lexicon_entries() -> dict[str, _Term]:
+    """term -> entry from `resources/ko_news_lexicon.tsv`."""
     terms: dict[str, _Term] = {}
     for line in (RESOURCES / "ko_news_lexicon.tsv").read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             term, kind, weight = line.split("\t")
             terms[term] = _Term(term, kind, float(weight))
+    return terms
+
+
+def build_lexicon(terms: dict[str, _Term]) -> Lexicon:
     # One alternation, longest first: the regex engine then takes "구조조정" before "구조", without overlaps.
-    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=lambda t: (-len(t), t))))
-    return pattern, terms
+    return re.compile("|".join(re.escape(t) for t in sorted(terms, key=lambda t: (-len(t), t))) or "(?!)"), terms
 
 
-def lexicon_score(text: str) -> tuple[float, list[tuple[str, float]]]:
-    """Summed news valence of `text` and the contributing (term, value) pairs (for explaining a label)."""
-    pattern, terms = _lexicon()
+@lru_cache(maxsize=1)
+def _lexicon() -> Lexicon:
+    return build_lexicon(lexicon_entries())
+
+
+def lexicon_score(text: str, lexicon: Lexicon | None = None) -> tuple[float, list[tuple[str, float]]]:
+    """Summed news valence of `text` and the contributing (term, value) pairs (for explaining a label);
+    `lexicon` overrides the shipped one (evaluation ablations)."""
+    pattern, terms = lexicon or _lexicon()
     total = 0.0
     hits: list[tuple[str, float]] = []
     # The last good/bad quantity: end offset, sign, index in `hits` (or -1) and its own value.
@@ -152,25 +171,23 @@ def lexicon_score(text: str) -> tuple[float, list[tuple[str, float]]]:
     return total, hits
 
 
+def combine(lex: float, review: float) -> tuple[Sentiment, float, float]:
+    """The documented decision: the lexicon decides when it fires (|sum| >= LEXICON_FIRES); else the review
+    model's label when strong (|2p - 1| >= REVIEW_STRONG); else neutral with the review model's weak sign."""
+    if abs(lex) >= LEXICON_FIRES:
+        score = float(np.tanh(lex / 1.5))
+        # The review model only nudges the score's size; the lexicon owns its sign.
+        score = float(np.clip(score + 0.15 * review, -1.0, 1.0)) if score * review > 0 else score
+        return ("positive" if lex > 0 else "negative"), score, min(1.0, 0.5 + abs(score) / 2)
+    if abs(review) >= REVIEW_STRONG:
+        return ("positive" if review > 0 else "negative"), review, abs(review)
+    # Neutral, but the score keeps the review model's weak sign (polarity-only readers use it).
+    return "neutral", review * 0.5, 1.0 - abs(review)
+
+
 def sentiment(texts: Sequence[str]) -> list[tuple[Sentiment, float, float]]:
-    """(label, score -1..1, confidence 0..1) per text. The lexicon decides when it fires (|sum| >= 0.75);
-    else the review model's sign is the score's sign and it labels only when strong; else neutral."""
-    out: list[tuple[Sentiment, float, float]] = []
-    for text in texts:
-        lex, _ = lexicon_score(text)
-        review = review_score(text)
-        if abs(lex) >= LEXICON_FIRES:
-            score = float(np.tanh(lex / 1.5))
-            # The review model only nudges the score's size; the lexicon owns its sign.
-            score = float(np.clip(score + 0.15 * review, -1.0, 1.0)) if score * review > 0 else score
-            label: Sentiment = "positive" if lex > 0 else "negative"
-            out.append((label, score, min(1.0, 0.5 + abs(score) / 2)))
-        elif abs(review) >= REVIEW_STRONG:
-            out.append(("positive" if review > 0 else "negative", review, abs(review)))
-        else:
-            # Neutral, but the score keeps the review model's weak sign (polarity-only readers use it).
-            out.append(("neutral", review * 0.5, 1.0 - abs(review)))
-    return out
+    """(label, score -1..1, confidence 0..1) per text: `combine(lexicon_score(text), review_score(text))`."""
+    return [combine(lexicon_score(text)[0], review_score(text)) for text in texts]
 
 
 # --- entities ------------------------------------------------------------------------------------------------
@@ -208,15 +225,43 @@ _SURNAMES = frozenset(
 )
 
 
-@lru_cache(maxsize=1)
-def _gazetteer() -> tuple[re.Pattern[str], dict[str, tuple[str, str, bool]]]:
+Gazetteer = tuple[re.Pattern[str], dict[str, tuple[str, str, bool]]]
+
+
+def gazetteer_entries() -> dict[str, tuple[str, str, bool]]:
+    """surface -> (type, canonical name, ambiguous) from `resources/ko_gazetteer.tsv`."""
     entries: dict[str, tuple[str, str, bool]] = {}
     for line in (RESOURCES / "ko_gazetteer.tsv").read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             parts = line.split("\t")
             entries[parts[0]] = (parts[1], parts[2], len(parts) > 3 and "nnp" in parts[3])
-    pattern = re.compile("|".join(re.escape(s) for s in sorted(entries, key=lambda s: (-len(s), s))))
+    return entries
+
+
+def build_gazetteer(entries: dict[str, tuple[str, str, bool]]) -> Gazetteer:
+    """One alternation, longest surface first (so "한국은행" wins over "한국")."""
+    pattern = re.compile("|".join(re.escape(s) for s in sorted(entries, key=lambda s: (-len(s), s))) or "(?!)")
     return pattern, entries
+
+
+@lru_cache(maxsize=1)
+def _gazetteer() -> Gazetteer:
+    return build_gazetteer(gazetteer_entries())
+
+
+_NOUN_TAGS = frozenset({"NNP", "NNG", "SL", "XSN"})
+# Common-noun compounds that name an organisation by their last part ("국토교통부", "한국소비자원").
+_ORG_COMPOUND_SUFFIXES = (
+    "위원회", "협회", "연구원", "연구소", "공사", "공단", "은행", "재단", "대학교", "그룹", "조합", "연합회",
+    "부", "청", "처",
+)  # fmt: skip
+_NOT_ORG = frozenset({"정부", "내부", "외부", "일부", "전부", "본부", "간부", "대부", "세부", "지청", "요청", "신청"})
+
+
+def _org_compound(surface: str) -> bool:
+    if surface in _NOT_ORG or not all("가" <= c <= "힣" for c in surface):
+        return False
+    return any(surface.endswith(x) and len(surface) >= len(x) + 2 for x in _ORG_COMPOUND_SUFFIXES)
 
 
 def _span_tags(tokens: Sequence[Any], start: int, end: int) -> set[str]:
@@ -244,11 +289,11 @@ def _rule_type(name: str, next_form: str | None, next_tag: str | None) -> str | 
     return None
 
 
-def entities(text: str) -> list[Entity]:
+def entities(text: str, gazetteer_override: Gazetteer | None = None) -> list[Entity]:
     """Typed PERSON / ORG / LOC (MISC for other proper nouns) with canonical id and display name; first
-    mention order, one entity per id."""
+    mention order, one entity per id. `gazetteer_override` is for evaluation (rules with a reduced list)."""
     tokens = _analyse(text)
-    pattern, gazetteer = _gazetteer()
+    pattern, gazetteer = gazetteer_override or _gazetteer()
     found: list[tuple[int, Entity]] = []
     covered: list[tuple[int, int]] = []
     for m in pattern.finditer(text):
@@ -263,28 +308,31 @@ def entities(text: str) -> list[Entity]:
             continue  # part of a longer name: "부산" in "부산국제영화제"
         found.append((m.start(), Entity(text=surface, type=etype, id=entity_id(etype, name), name=name)))
         covered.append((m.start(), m.end()))
-    # Kiwi proper nouns the gazetteer does not know: adjacent NNP / SL tokens form one name.
-    spans: list[tuple[int, int, int]] = []  # start, end, index of the next token
+    # Names the gazetteer does not know: runs of adjacent nouns inside one word (Kiwi splits "외교부" into
+    # 외교/NNG 부/XSN and "중앙선거관리위원회" into four nouns). A run with a proper noun in it is a name (typed
+    # by rules, else MISC); a run of common nouns only when it ends in an organisation suffix.
     i = 0
     while i < len(tokens):
-        if tokens[i].tag == "NNP" or (tokens[i].tag == "SL" and i + 1 < len(tokens) and tokens[i + 1].tag == "NNP"):
-            start, end, j = tokens[i].start, tokens[i].start + tokens[i].len, i + 1
-            while j < len(tokens) and tokens[j].tag in ("NNP", "SL") and tokens[j].start == end:
-                end = tokens[j].start + tokens[j].len
-                j += 1
-            spans.append((start, end, j))
-            i = j
-        else:
+        if tokens[i].tag not in _NOUN_TAGS or tokens[i].tag == "XSN":
             i += 1
-    for start, end, j in spans:
-        if any(s < end and start < e for s, e in covered):
             continue
+        start, end, j = tokens[i].start, tokens[i].start + tokens[i].len, i + 1
+        while j < len(tokens) and tokens[j].tag in _NOUN_TAGS and tokens[j].start == end:
+            end = tokens[j].start + tokens[j].len
+            j += 1
+        tags = {t.tag for t in tokens[i:j]}
         surface = text[start:end]
-        if len(surface) < 2:
+        i = j
+        if len(surface) < 2 or any(s < end and start < e for s, e in covered):
             continue
         next_form = tokens[j].form if j < len(tokens) else None
         next_tag = tokens[j].tag if j < len(tokens) else None
-        etype = _rule_type(surface, next_form, next_tag) or "MISC"
+        if "NNP" in tags:
+            etype = _rule_type(surface, next_form, next_tag) or "MISC"
+        elif _org_compound(surface):
+            etype = "ORG"
+        else:
+            continue
         found.append((start, Entity(text=surface, type=etype, id=entity_id(etype, surface), name=surface)))
     found.sort(key=lambda x: x[0])
     seen: set[str] = set()
