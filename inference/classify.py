@@ -66,7 +66,12 @@ def _sentiment_rows(head: LinearHead, proba: npt.NDArray[np.float64]) -> list[tu
     for row in proba:
         best = int(row.argmax())
         out.append(
-            (cast(Sentiment, head.classes[best]), round(float(row[pos] - row[neg]), 4), float(row[best]), head.name)
+            (
+                cast(Sentiment, head.classes[best]),
+                round(float(row[pos] - row[neg]), 4),
+                round(float(row[best]), 4),
+                head.name,
+            )
         )
     return out
 
@@ -113,7 +118,7 @@ def classify(language: str, texts: Sequence[str], embeddings: npt.NDArray[np.flo
             confidence,
             model,
             category.classes[int(cp[i].argmax())],
-            float(cp[i].max()),
+            round(float(cp[i].max()), 4),
             category.name,
         )
         for i, (label, score, confidence, model) in enumerate(sentiments)

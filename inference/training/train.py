@@ -124,10 +124,10 @@ _CATEGORY_SOURCES = (
 _REUTERS_CAP = 700
 
 
-def category_variants(title: str, body: str) -> list[str]:
+def category_variants(title: str, body: str, *, title_alone: bool = True) -> list[str]:
     """The text shapes a category head is served: title alone, title + first sentence (like a title +
     description), and the full `article_text` (title + lead)."""
-    out = [title]
+    out = [title] if title_alone or not body else []
     sentence = weak.first_sentence(body)
     if sentence:
         out.append(article_text(title, sentence))
@@ -160,7 +160,7 @@ def category_items() -> list[tuple[str, str, str, str]]:
     return items
 
 
-def _category_training() -> tuple[list[str], list[str], dict[str, int], dict[str, int]]:
+def _category_training(*, title_alone: bool = True) -> tuple[list[str], list[str], dict[str, int], dict[str, int]]:
     texts: list[str] = []
     labels: list[str] = []
     used: Counter[str] = Counter()
@@ -168,21 +168,24 @@ def _category_training() -> tuple[list[str], list[str], dict[str, int], dict[str
     for title, body, label, source in category_items():
         used[source] += 1
         items_per_label[label] += 1
-        for text in category_variants(title, body):
+        for text in category_variants(title, body, title_alone=title_alone):
             texts.append(text)
             labels.append(label)
     return texts, labels, dict(used), dict(items_per_label)
 
 
-def _train_category(name: str, encode: Callable[[Sequence[str]], np.ndarray], model: str) -> None:
-    texts, labels, used, per_label = _category_training()
+def _train_category(
+    name: str, encode: Callable[[Sequence[str]], np.ndarray], model: str, *, title_alone: bool = True
+) -> None:
+    texts, labels, used, per_label = _category_training(title_alone=title_alone)
     x = encode_cached(model, encode, texts)
     y = np.array([CATEGORY_LABELS.index(label) for label in labels])
     w, b = fit_softmax(x, y, len(CATEGORY_LABELS), l2=CATEGORY_L2, steps=800)
     card = {
         "task": "category",
-        "features": f"{model} over each item as title alone, title + first sentence of the lead, and "
-        "features.article_text(title, None, lead)",
+        "features": f"{model} over each item as "
+        + ("title alone, " if title_alone else "")
+        + "title + first sentence of the lead, and features.article_text(title, None, lead)",
         "data": _CATEGORY_SOURCES,
         "topic_keywords": {k: sorted(v) for k, v in weak.TOPIC_KEYWORDS.items()},
         "rows": used,
@@ -201,7 +204,8 @@ def train_category_en() -> None:
 
 def train_category_multi() -> None:
     # For languages other than English: the same English data through multilingual e5 (cross-lingual transfer).
-    _train_category("category_multi", e5_encoder().encode, E5_MODEL)
+    # e5 encodes about 30 texts/s here: the title-alone copies are left out to keep training within minutes.
+    _train_category("category_multi", e5_encoder().encode, E5_MODEL, title_alone=False)
 
 
 def train_sentiment_ko() -> None:
