@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from inference import korean
+from inference.heads import ARTIFACTS
 from inference.training import korean as ko_train
 
 __all__ = ["korean_section", "main"]
@@ -80,7 +81,7 @@ def _news_lines() -> list[str]:
     from inference.heads import NgramHead
 
     lines = ["### Korean news valence (hand-written check set, 3 classes)", ""]
-    old = NgramHead.load("sentiment_ko") if (korean.ARTIFACTS / "sentiment_ko.json").is_file() else None
+    old = NgramHead.load("sentiment_ko") if (ARTIFACTS / "sentiment_ko.json").is_file() else None
     for half in ("test", "dev"):
         rows = ko_train.news_checks(half)
         gold = [r.sentiment for r in rows]
