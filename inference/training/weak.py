@@ -182,11 +182,19 @@ TOPIC_KEYWORDS: dict[str, frozenset[str]] = {
 }
 
 
-def topic_label(text: str) -> str | None:
-    """A science / health / technology label when at least three distinct keywords of one beat occur and at most
-    one of any other; None otherwise."""
+def _topic_counts(text: str) -> tuple[str, int, int]:
     words = set(tokens(text))
     counts = {label: len(words & keys) for label, keys in TOPIC_KEYWORDS.items()}
     best = max(counts, key=lambda k: counts[k])
-    others = max(v for k, v in counts.items() if k != best)
-    return best if counts[best] >= 3 and others <= 1 else None
+    return best, counts[best], max(v for k, v in counts.items() if k != best)
+
+
+def topic_label(title: str, lead: str) -> str | None:
+    """A science / health / technology label when the headline and first sentence hold at least two distinct
+    keywords of one beat and none of another, or title + lead (`article_text`) at least three and at most one
+    of another; None otherwise."""
+    best, hits, others = _topic_counts(f"{title}. {first_sentence(lead)}")
+    if hits >= 2 and others == 0:
+        return best
+    best, hits, others = _topic_counts(article_text(title, None, lead))
+    return best if hits >= 3 and others <= 1 else None
