@@ -11,6 +11,7 @@ reported figure.
 from __future__ import annotations
 
 import sys
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -157,6 +158,7 @@ def _category_lines() -> list[str]:
     from inference.heads import LinearHead
 
     head = LinearHead.load("category_multi")
+    version = zlib.crc32((ARTIFACTS / "category_multi.npz").read_bytes())
     rows = [r for r in ko_train.news_checks() if r.category != "-"]
     x = e5_encoder().encode([r.text for r in rows]).astype(np.float32)
     pred = [head.classes[i] for i in head.predict_proba(x).argmax(axis=1)]
@@ -165,7 +167,8 @@ def _category_lines() -> list[str]:
     lines = [
         "### Category on Korean text (`category_multi` over multilingual-e5-small)",
         "",
-        f"Head as committed: {head.card.get('data', '?')[:120]}... ({head.card.get('features', '?')[:80]}). "
+        f"Head as committed (category_multi.npz crc32 {version:08x}): {head.card.get('data', '?')[:120]}... "
+        f"({head.card.get('features', '?')[:80]}). "
         f"{len(rows)} check-set headlines with a category (both halves: the head was not built on them).",
         f"Accuracy {_acc(gold, pred):.3f}, macro-F1 {_macro(gold, pred, labels):.3f}; most frequent class "
         f"{max(labels, key=gold.count)} alone: {gold.count(max(labels, key=gold.count)) / len(gold):.3f}.",
