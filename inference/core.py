@@ -26,7 +26,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -321,7 +321,7 @@ def _entity_model(language: str) -> str:
     if language == "en":
         from inference import entities
 
-        return cast(str, getattr(entities, "MODEL", "spacy-ner"))
+        return f"spacy-{entities.MODEL_DIR.name}" if entities.MODEL_DIR.exists() else f"spacy-{entities.STOCK_MODEL}"
     return "kiwi-gazetteer" if language == "ko" else "none"
 
 
