@@ -26,6 +26,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -317,11 +318,16 @@ def _proper_phrases(text: str, limit: int = 10) -> list[str]:
     return list(dict.fromkeys(found))[:limit]
 
 
+@lru_cache(maxsize=1)
+def _english_ner_model() -> str:
+    from inference import entities
+
+    return f"spacy-{entities.MODEL_DIR.name}" if entities.MODEL_DIR.exists() else f"spacy-{entities.STOCK_MODEL}"
+
+
 def _entity_model(language: str) -> str:
     if language == "en":
-        from inference import entities
-
-        return f"spacy-{entities.MODEL_DIR.name}" if entities.MODEL_DIR.exists() else f"spacy-{entities.STOCK_MODEL}"
+        return _english_ner_model()
     return "kiwi-gazetteer" if language == "ko" else "none"
 
 
