@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from common.schemas import Entity, Sentiment
 from inference.canonical import entity_id
-from inference.heads import ARTIFACTS, char_ngrams
+from inference.heads import ARTIFACTS
 
 __all__ = [
     "BUCKETS",
@@ -43,6 +44,7 @@ __all__ = [
     "combine",
     "opinion_cues",
     "SENTIMENT_ARTIFACT",
+    "Tok",
     "entities",
     "gazetteer_entries",
     "keywords",
@@ -56,7 +58,7 @@ __all__ = [
 ]
 
 BUCKETS = 1 << 20
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: character n-grams hashed in numpy (1 used crc32 per n-gram)
 SENTIMENT_ARTIFACT = "sentiment_ko_nb"
 RESOURCES = Path(__file__).parent / "resources"
 # The review model's probability must be this far from 0.5 (|2p - 1| >= 0.6, p >= 0.8 or <= 0.2) to label a text
@@ -82,13 +84,42 @@ def kiwi() -> Any:
     return Kiwi()
 
 
+class Tok(NamedTuple):
+    """One Kiwi token as plain data (Kiwi's own token objects are slow to read attribute by attribute)."""
+
+    form: str
+    tag: str
+    start: int
+    len: int
+
+
 @lru_cache(maxsize=512)
-def _analyse(text: str) -> tuple[Any, ...]:
+def _analyse(text: str) -> tuple[Tok, ...]:
     """Kiwi tokens of one text, computed once and shared by sentiment, entities and keywords."""
-    return tuple(kiwi().tokenize(text))
+    return tuple(Tok(t.form, t.tag, t.start, t.len) for t in kiwi().tokenize(text))
 
 
 # --- review polarity model -----------------------------------------------------------------------------------
+
+
+_MULT = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: top bits of h * golden-ratio constant
+_BASE = np.uint64(0x100000001B3)
+_SHIFT = np.uint64(64 - BUCKETS.bit_length() + 1)
+
+
+def _char_buckets(text: str, n_max: int = 4) -> npt.NDArray[np.int64]:
+    """Buckets of the character 1..n_max-grams of `heads.char_ngrams`' normalised, space-padded text, by a
+    polynomial rolling hash in numpy (uint64 arithmetic wraps, so it is the same on every machine)."""
+    norm = " ".join(unicodedata.normalize("NFKC", text).lower().split())
+    cps = np.frombuffer(f" {norm} ".encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    parts = []
+    h = np.zeros(len(cps), dtype=np.uint64)
+    for n in range(1, n_max + 1):
+        if len(cps) < n:
+            break
+        h = h[: len(cps) - n + 1] * _BASE + cps[n - 1 :]
+        parts.append(((h + np.uint64(n)) * _MULT) >> _SHIFT)
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
 
 def review_features(text: str, tokens: Sequence[Any]) -> npt.NDArray[np.int64]:
@@ -96,9 +127,14 @@ def review_features(text: str, tokens: Sequence[Any]) -> npt.NDArray[np.int64]:
     morphs = [f"{t.form}/{t.tag}" for t in tokens]
     grams = [f"m {m}" for m in morphs]
     grams += [f"b {a} {b}" for a, b in zip(morphs, morphs[1:], strict=False)]
-    grams += char_ngrams(text, 1, 4)
-    idx = np.fromiter((zlib.crc32(g.encode("utf-8")) % BUCKETS for g in grams), dtype=np.int64, count=len(grams))
-    return np.unique(idx)
+    idx = np.fromiter(map(_bucket, grams), dtype=np.int64, count=len(grams))
+    return np.unique(np.concatenate([idx, _char_buckets(text)]))
+
+
+@lru_cache(maxsize=1 << 17)
+def _bucket(gram: str) -> int:
+    # Morphemes repeat across articles: a cache hit is cheaper than encoding and hashing again.
+    return zlib.crc32(gram.encode("utf-8")) % BUCKETS
 
 
 @lru_cache(maxsize=1)
@@ -254,7 +290,8 @@ _SURNAMES = frozenset(
 )
 
 
-Gazetteer = tuple[re.Pattern[str], dict[str, tuple[str, str, bool]]]
+# (surface lengths, longest first; surface -> (type, canonical name, ambiguous)).
+Gazetteer = tuple[tuple[int, ...], dict[str, tuple[str, str, bool]]]
 
 
 def gazetteer_entries() -> dict[str, tuple[str, str, bool]]:
@@ -268,9 +305,28 @@ def gazetteer_entries() -> dict[str, tuple[str, str, bool]]:
 
 
 def build_gazetteer(entries: dict[str, tuple[str, str, bool]]) -> Gazetteer:
-    """One alternation, longest surface first (so "한국은행" wins over "한국")."""
-    pattern = re.compile("|".join(re.escape(s) for s in sorted(entries, key=lambda s: (-len(s), s))) or "(?!)")
-    return pattern, entries
+    """Lookup by prefix at each word start, longest surface first (so "한국은행" wins over "한국")."""
+    return tuple(sorted({len(s) for s in entries}, reverse=True)), entries
+
+
+_WORD_START = re.compile(r"(?<![\w])\w")
+
+
+def _gazetteer_matches(text: str, gazetteer: Gazetteer) -> list[tuple[int, int, str]]:
+    """Non-overlapping (start, end, surface) of gazetteer names beginning at a word start, longest first."""
+    lengths, entries = gazetteer
+    out: list[tuple[int, int, str]] = []
+    last_end = 0
+    for w in _WORD_START.finditer(text):
+        start = w.start()
+        if start < last_end:
+            continue
+        for n in lengths:
+            if text[start : start + n] in entries:
+                out.append((start, start + n, text[start : start + n]))
+                last_end = start + n
+                break
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -287,18 +343,22 @@ _ORG_COMPOUND_SUFFIXES = (
 _NOT_ORG = frozenset({"정부", "내부", "외부", "일부", "전부", "본부", "간부", "대부", "세부", "지청", "요청", "신청"})
 
 
+_ORG_LAST = frozenset(x[-1] for x in _ORG_COMPOUND_SUFFIXES)
+
+
 def _org_compound(surface: str) -> bool:
-    if surface in _NOT_ORG or not all("가" <= c <= "힣" for c in surface):
+    if surface[-1] not in _ORG_LAST or surface in _NOT_ORG or not all("가" <= c <= "힣" for c in surface):
         return False
     return any(surface.endswith(x) and len(surface) >= len(x) + 2 for x in _ORG_COMPOUND_SUFFIXES)
 
 
+@lru_cache(maxsize=4096)
+def _entity_id(etype: str, name: str) -> str:
+    return entity_id(etype, name)
+
+
 def _span_tags(tokens: Sequence[Any], start: int, end: int) -> set[str]:
     return {t.tag for t in tokens if t.start < end and t.start + t.len > start}
-
-
-def _at_word_start(text: str, start: int) -> bool:
-    return start == 0 or not (text[start - 1].isalnum())
 
 
 def _rule_type(name: str, next_form: str | None, next_tag: str | None) -> str | None:
@@ -322,21 +382,20 @@ def entities(text: str, gazetteer_override: Gazetteer | None = None) -> list[Ent
     """Typed PERSON / ORG / LOC (MISC for other proper nouns) with canonical id and display name; first
     mention order, one entity per id. `gazetteer_override` is for evaluation (rules with a reduced list)."""
     tokens = _analyse(text)
-    pattern, gazetteer = gazetteer_override or _gazetteer()
+    gaz = gazetteer_override or _gazetteer()
+    gazetteer = gaz[1]
     found: list[tuple[int, Entity]] = []
-    covered: list[tuple[int, int]] = []
-    for m in pattern.finditer(text):
-        surface = m.group(0)
+    covered = bytearray(len(text) + 1)  # 1 where a gazetteer name was found
+    by_start = {t.start: t for t in tokens}
+    for start, end, surface in _gazetteer_matches(text, gaz):
         etype, name, ambiguous = gazetteer[surface]
-        if not _at_word_start(text, m.start()):
-            continue
-        if ambiguous and not _span_tags(tokens, m.start(), m.end()) & {"NNP", "SL"}:
+        if ambiguous and not _span_tags(tokens, start, end) & {"NNP", "SL"}:
             continue  # "경기" the match, "조국" the homeland: only when Kiwi reads it as a proper noun
-        nxt = next((t for t in tokens if t.start == m.end()), None)
+        nxt = by_start.get(end)
         if nxt is not None and nxt.tag == "NNG" and len(nxt.form) >= 2:
             continue  # part of a longer name: "부산" in "부산국제영화제"
-        found.append((m.start(), Entity(text=surface, type=etype, id=entity_id(etype, name), name=name)))
-        covered.append((m.start(), m.end()))
+        found.append((start, Entity(text=surface, type=etype, id=_entity_id(etype, name), name=name)))
+        covered[start:end] = b"\x01" * (end - start)
     # Names the gazetteer does not know: runs of adjacent nouns inside one word (Kiwi splits "외교부" into
     # 외교/NNG 부/XSN and "중앙선거관리위원회" into four nouns). A run with a proper noun in it is a name (typed
     # by rules, else MISC); a run of common nouns only when it ends in an organisation suffix.
@@ -352,7 +411,7 @@ def entities(text: str, gazetteer_override: Gazetteer | None = None) -> list[Ent
         tags = {t.tag for t in tokens[i:j]}
         surface = text[start:end]
         i = j
-        if len(surface) < 2 or any(s < end and start < e for s, e in covered):
+        if len(surface) < 2 or any(covered[start:end]):
             continue
         next_form = tokens[j].form if j < len(tokens) else None
         next_tag = tokens[j].tag if j < len(tokens) else None
@@ -362,7 +421,7 @@ def entities(text: str, gazetteer_override: Gazetteer | None = None) -> list[Ent
             etype = "ORG"
         else:
             continue
-        found.append((start, Entity(text=surface, type=etype, id=entity_id(etype, surface), name=surface)))
+        found.append((start, Entity(text=surface, type=etype, id=_entity_id(etype, surface), name=surface)))
     found.sort(key=lambda x: x[0])
     seen: set[str] = set()
     out: list[Entity] = []
