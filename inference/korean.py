@@ -8,7 +8,8 @@ text) and the three tasks read the same tokens.
   polarity model (`artifacts/sentiment_ko_nb`, NB-LR over Kiwi morphemes + character 1-4-grams) gives the sign
   of the score, and the label only when it is confident; else neutral. Reviews are not news: a factual
   headline with no good or bad news in it should be neutral, and the review model alone calls such headlines
-  polar at random.
+  polar at random. Text in an informal, evaluative register (`opinion_cues(text) >= 2`: a review, a comment)
+  is the review model's own domain and is labelled by it (`combine`).
 - `entities`: no Korean NER model ships, so a gazetteer (`resources/ko_gazetteer.tsv`, English canonical
   names where known so ids are shared with English text) plus rules over Kiwi proper nouns (ORG/LOC suffixes,
   a person's title after the name).

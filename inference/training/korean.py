@@ -202,15 +202,18 @@ def train_sentiment_ko(settings: NbLrSettings = SHIPPED) -> None:
     card = {
         "task": "sentiment (review polarity)",
         "language": "ko",
-        "features": f"binary hashed (crc32 % {korean.BUCKETS}) Kiwi morphemes form/tag, morpheme bigrams and "
-        f"character 1-4-grams (feature version {korean.FEATURE_VERSION}), value r / sqrt(n)",
+        "features": f"binary hashed features in {korean.BUCKETS} buckets: Kiwi morphemes form/tag and morpheme "
+        "bigrams (crc32), character 1-4-grams of the NFKC lower-cased text (numpy polynomial rolling hash; "
+        f"feature version {korean.FEATURE_VERSION}), value r / sqrt(n)",
         "model": f"NB-LR (log-count ratio r folded into the weights), logistic regression, Adam "
         f"{settings.epochs} full-batch epochs, lr {settings.lr}, L2 {settings.l2}",
         "data": "NSMC reviews (CC0), data/ko/nsmc_sentiment_train.tsv; label 1 = rating 9-10, 0 = 1-4",
         "rows": len(rows),
         "held_out": f"{EVAL_PERCENT}% by crc32(text) (data.in_eval_split), never read here",
         "selection": f"settings chosen on dev rows crc32 % 100 in [{EVAL_PERCENT}, {DEV_PERCENT}) "
-        "(python -m inference.training.korean --select)",
+        "(python -m inference.training.korean --select; with feature version 1, same n-grams hashed by crc32): "
+        "120 epochs 0.861, 60 0.860, 30 0.857; char 1-5 0.862, + morpheme trigrams 0.862, + eojeol 0.860, "
+        "alpha 0.5/2 0.860/0.862, no length normalisation 0.852, averaged with the char TF-IDF model 0.857",
     }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(ARTIFACTS / f"{korean.SENTIMENT_ARTIFACT}.npz", weights=w.astype(np.float16))
