@@ -1,4 +1,4 @@
-"""Small trained heads over features: softmax regression (numpy) and a hashed character n-gram classifier.
+"""Small trained heads over features (softmax regression, numpy) and the character n-grams of the Korean model.
 
 The trained weights live in `inference/artifacts/` with a JSON card saying how they were made
 (`python -m inference.training.train`); this module only loads and applies them, and fits them.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import unicodedata
-import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ARTIFACTS", "LinearHead", "NgramHead", "char_ngrams", "fit_softmax"]
+__all__ = ["ARTIFACTS", "LinearHead", "char_ngrams", "fit_softmax"]
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 Matrix = npt.NDArray[np.float32]
@@ -98,73 +96,3 @@ def char_ngrams(text: str, n_min: int = 1, n_max: int = 3) -> list[str]:
     norm = " ".join(unicodedata.normalize("NFKC", text).lower().split())
     padded = f" {norm} "
     return [padded[i : i + n] for n in range(n_min, n_max + 1) for i in range(len(padded) - n + 1)]
-
-
-def _hash(grams: Sequence[str], buckets: int) -> npt.NDArray[np.int64]:
-    return np.fromiter((zlib.crc32(g.encode("utf-8")) % buckets for g in grams), dtype=np.int64, count=len(grams))
-
-
-@dataclass(frozen=True)
-class NgramHead:
-    """Binary logistic regression over hashed character 1-3-grams (strong and cheap for Korean short text)."""
-
-    name: str
-    weights: npt.NDArray[np.float32]
-    bias: float
-    card: dict[str, Any]
-
-    @property
-    def buckets(self) -> int:
-        return int(self.weights.shape[0])
-
-    def positive_proba(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
-        out = np.empty(len(texts))
-        for i, text in enumerate(texts):
-            idx = _hash(char_ngrams(text), self.buckets)
-            z = float(self.weights[idx].sum()) / max(1.0, np.sqrt(len(idx))) + self.bias
-            out[i] = 1.0 / (1.0 + np.exp(-z))
-        return out
-
-    @classmethod
-    def fit(
-        cls,
-        name: str,
-        texts: Sequence[str],
-        labels: Sequence[int],
-        *,
-        buckets: int = 1 << 18,
-        epochs: int = 60,
-        lr: float = 0.5,
-        l2: float = 1e-6,
-        card: dict[str, Any] | None = None,
-    ) -> NgramHead:
-        docs = [_hash(char_ngrams(t), buckets) for t in texts]
-        lengths = np.array([len(d) for d in docs])
-        flat = np.concatenate(docs)
-        owner = np.repeat(np.arange(len(docs)), lengths)
-        scale = 1.0 / np.sqrt(np.clip(lengths, 1, None))
-        y = np.asarray(labels, dtype=np.float64)
-        w = np.zeros(buckets)
-        b = 0.0
-        m, v = np.zeros(buckets), np.zeros(buckets)
-        for t in range(1, epochs + 1):
-            z = np.bincount(owner, weights=w[flat], minlength=len(docs)) * scale + b
-            err = (1.0 / (1.0 + np.exp(-z)) - y) / len(docs)
-            g = np.bincount(flat, weights=(err * scale)[owner], minlength=buckets) + l2 * w
-            b -= lr * err.sum()
-            m = 0.9 * m + 0.1 * g
-            v = 0.999 * v + 0.001 * g * g
-            w -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8) * 0.02
-        return cls(name, w.astype(np.float32), float(b), card or {})
-
-    def save(self, directory: Path = ARTIFACTS) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(directory / f"{self.name}.npz", weights=self.weights.astype(np.float16))
-        card = {**self.card, "kind": "char-ngram-logreg", "bias": self.bias, "buckets": self.buckets}
-        (directory / f"{self.name}.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-
-    @classmethod
-    def load(cls, name: str, directory: Path = ARTIFACTS) -> NgramHead:
-        card = json.loads((directory / f"{name}.json").read_text())
-        with np.load(directory / f"{name}.npz") as data:
-            return cls(name, data["weights"].astype(np.float32), float(card["bias"]), card)

@@ -79,10 +79,7 @@ def _reduced_lexicon() -> korean.Lexicon:
 
 
 def _news_lines() -> list[str]:
-    from inference.heads import NgramHead
-
     lines = ["### Korean news valence (hand-written check set, 3 classes)", ""]
-    old = NgramHead.load("sentiment_ko") if (ARTIFACTS / "sentiment_ko.json").is_file() else None
     for half in ("test", "dev"):
         rows = ko_train.news_checks(half)
         gold = [r.sentiment for r in rows]
@@ -99,13 +96,6 @@ def _news_lines() -> list[str]:
             f"{_macro(gold, pred, _SENT):.3f} |",
             f"| review model alone (neutral band 0.2) | {_acc(gold, review):.3f} | {_macro(gold, review, _SENT):.3f} |",
         ]
-        if old is not None:
-            old_pred = ["positive" if s >= 0.4 else "negative" if s <= -0.4 else "neutral"
-                        for s in (2 * old.positive_proba([r.text for r in rows]) - 1)]  # fmt: skip
-            lines.append(
-                f"| previous engine (`sentiment_ko` char 1-3-gram head, band 0.4) | {_acc(gold, old_pred):.3f} | "
-                f"{_macro(gold, old_pred, _SENT):.3f} |"
-            )
         reduced = _reduced_lexicon()
         abl = [korean.combine(korean.lexicon_score(r.text, reduced)[0], korean.review_score(r.text))[0] for r in rows]
         always = ["neutral"] * len(gold)

@@ -20,7 +20,7 @@ import numpy as np
 
 from inference.embeddings import E5_MODEL, MINILM_MODEL, e5_encoder, minilm_encoder
 from inference.features import article_text, sentiment_features
-from inference.heads import LinearHead, NgramHead, fit_softmax
+from inference.heads import LinearHead, fit_softmax
 from inference.training import data, weak
 
 __all__ = [
@@ -215,21 +215,10 @@ def train_category_multi() -> None:
 
 
 def train_sentiment_ko() -> None:
-    texts, labels = [], []
-    for item in data.ko_sentiment():
-        if not data.in_eval_split(item.text, EVAL_PERCENT["nsmc"]):
-            texts.append(item.text)
-            labels.append(1 if item.label == "positive" else 0)
-    card = {
-        "task": "sentiment",
-        "language": "ko",
-        "features": "hashed character 1-3-grams (2^18 buckets, crc32)",
-        "data": "NSMC reviews, ../shared/data/ko_sentiment_train.tsv (CC0), label 1 = rating 9-10, 0 = 1-4",
-        "rows": len(texts),
-        "held_out": f"{EVAL_PERCENT['nsmc']}% by crc32(text)",
-        "model": "binary logistic regression, Adam 60 full-batch epochs",
-    }
-    NgramHead.fit("sentiment_ko", texts, labels, card=card).save()
+    """The Korean review model (NB-LR over Kiwi word pieces and characters): `inference.training.korean`."""
+    from inference.training import korean
+
+    korean.train_sentiment_ko()
 
 
 TRAINERS: dict[str, Callable[[], None]] = {
