@@ -18,13 +18,12 @@ import numpy.typing as npt
 
 from common.schemas import Sentiment
 from inference.features import sentiment_features
-from inference.heads import ARTIFACTS, LinearHead
+from inference.heads import LinearHead
 
 __all__ = ["CATEGORY_LABELS", "HeadResult", "classify", "load"]
 
 CATEGORY_LABELS = ("world", "politics", "business", "technology", "science", "health", "sports", "entertainment")
 _SENTIMENT_EN = "sentiment_en"
-_SENTIMENT_MULTI = "sentiment_multi"
 _CATEGORY_EN = "category_en"
 _CATEGORY_MULTI = "category_multi"
 
@@ -47,17 +46,10 @@ def _head(name: str) -> LinearHead:
     return LinearHead.load(name)
 
 
-@lru_cache(maxsize=1)
-def _has_sentiment_multi() -> bool:
-    return (ARTIFACTS / f"{_SENTIMENT_MULTI}.json").exists()
-
-
 def load() -> None:
     """Load every head now (cached, so later calls and `classify` reuse them)."""
     for name in (_SENTIMENT_EN, _CATEGORY_EN, _CATEGORY_MULTI):
         _head(name)
-    if _has_sentiment_multi():
-        _head(_SENTIMENT_MULTI)
 
 
 def _sentiment_rows(head: LinearHead, proba: npt.NDArray[np.float64]) -> list[tuple[Sentiment, float, float, str]]:
@@ -76,17 +68,10 @@ def _sentiment_rows(head: LinearHead, proba: npt.NDArray[np.float64]) -> list[tu
     return out
 
 
-def _korean_sentiment(texts: Sequence[str]) -> list[tuple[Sentiment, float, float, str]] | None:
-    # Imported here: the Korean model is written by another module and may not exist in every build.
-    try:
-        from inference import korean
+def _korean_sentiment(texts: Sequence[str]) -> list[tuple[Sentiment, float, float, str]]:
+    from inference import korean  # Kiwi loads on the first Korean article
 
-        sentiment = getattr(korean, "sentiment", None)
-        if sentiment is None:
-            return None
-        return [(label, float(score), float(conf), "sentiment_ko") for label, score, conf in sentiment(texts)]
-    except ImportError:
-        return None
+    return [(label, float(score), float(conf), "sentiment_ko") for label, score, conf in korean.sentiment(texts)]
 
 
 def classify(language: str, texts: Sequence[str], embeddings: npt.NDArray[np.float32]) -> list[HeadResult]:
@@ -97,17 +82,15 @@ def classify(language: str, texts: Sequence[str], embeddings: npt.NDArray[np.flo
     if not texts:
         return []
     vectors = np.asarray(embeddings, dtype=np.float32)
-    sentiments: list[tuple[Sentiment, float, float, str]] | None
+    sentiments: list[tuple[Sentiment, float, float, str]]
     if language == "en":
         head = _head(_SENTIMENT_EN)
         sentiments = _sentiment_rows(head, head.predict_proba(sentiment_features(vectors, texts)))
         category = _head(_CATEGORY_EN)
     else:
-        sentiments = _korean_sentiment(texts) if language == "ko" else None
-        if sentiments is None and language != "ko" and _has_sentiment_multi():
-            head = _head(_SENTIMENT_MULTI)
-            sentiments = _sentiment_rows(head, head.predict_proba(vectors))
-        if sentiments is None:  # no sentiment model for this language: neutral, with no confidence
+        if language == "ko":
+            sentiments = _korean_sentiment(texts)
+        else:  # no sentiment model for this language: neutral, with no confidence
             sentiments = [("neutral", 0.0, 0.0, "none")] * len(texts)
         category = _head(_CATEGORY_MULTI)
     cp = category.predict_proba(vectors)
