@@ -257,8 +257,9 @@ class Core:
         ner_texts = [_body(items[i], entities.ENTITY_CHARS) for i in english]
         for i, ents in zip(english, entities.english_entities(ner_texts), strict=True):
             found[i] = ents
+        # Korean: the three tasks read the one article text, so Kiwi tokenises it once (`korean._analyse` cache).
         for i in by_language.get("ko", []):
-            found[i] = entities.canonicalize(korean.entities(_body(items[i], entities.ENTITY_CHARS)))
+            found[i] = entities.canonicalize(korean.entities(texts[i]))
 
         out: list[CoreResult] = []
         for index, item in enumerate(items):
@@ -267,7 +268,7 @@ class Core:
             language = languages[index]
             body = _body(item, KEYWORD_CHARS)
             if language == "ko":
-                kws = korean.keywords(body)
+                kws = korean.keywords(texts[index])
             else:
                 kws = keywords(language, body, entities=[e.text for e in found[index]])
             summary = None
