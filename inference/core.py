@@ -198,11 +198,11 @@ class Core:
         language = _language(item, head)
         body = _body(item, KEYWORD_CHARS // 2)
         models = dict(FAST_MODELS)
-        if language == "ko":  # Kiwi (~1 ms a headline) gives Korean its words; the lexicon its tone
+        if language == "ko":  # Kiwi (~2 ms a headline) gives Korean its words; the news lexicon its tone
             from inference import korean
 
             sentiment, score, _ = korean.sentiment([head])[0]
-            kws = korean.keywords(body)
+            kws = korean.keywords(head)  # the same text: tokenised once
             models.update(sentiment="sentiment_ko", keywords="kiwi-nouns")
         else:
             score = float(vader_scores([head])[0, 3]) if language == "en" else 0.0
