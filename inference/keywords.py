@@ -2,7 +2,7 @@
 
 YAKE cost about 9 % of the engine's CPU (5-17 ms an article) and returned overlapping phrases ("Senate passes",
 "passes bill", "passes"); this module does regex and dict work only (about 0.1-0.2 ms an article) and its output
-never repeats a word or a lemma. Korean keywords come from Kiwi nouns elsewhere (`inference.local`).
+never repeats a word or a lemma. Korean keywords come from Kiwi nouns (`inference.korean`).
 
 The rule, in order:
 1. Tokens are words (start with a letter), numbers and punctuation. Stop words (YAKE's per-language lists, read

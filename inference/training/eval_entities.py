@@ -29,7 +29,7 @@ __all__ = ["conll_scores", "entities_section", "junk_reason", "main"]
 
 _STOCK_EXCLUDE = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer"]
 _TYPES = ("PER", "ORG", "LOC", "MISC")
-# What today's engine (inference/local.py before this change) kept and read.
+# What engine v1 (inference/local.py, removed) kept and read.
 _OLD_TYPES = frozenset({"PERSON", "ORG", "GPE", "LOC", "NORP", "EVENT", "PRODUCT", "FAC", "WORK_OF_ART", "LAW"})
 _OLD_CHARS = 1000
 

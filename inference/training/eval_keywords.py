@@ -56,7 +56,7 @@ def _yake() -> Any:
 
 
 def yake_keywords(text: str, limit: int = _K) -> list[str]:
-    """What the engine did before (inference.local.keywords for English): YAKE, exact duplicates removed."""
+    """What engine v1 did for English keywords: YAKE, exact duplicates removed."""
     found: list[str] = []
     seen: set[str] = set()
     for phrase, _ in _yake().extract_keywords(text):
