@@ -218,15 +218,15 @@ def test_cuda_path_runs_and_matches_cpu() -> None:
     import numpy as np
     import onnxruntime as ort
 
-    from inference.embeddings import MiniLMEncoder
+    from inference.embeddings import minilm_encoder
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip("no GPU here: onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu on a GPU machine)")
     texts = [f"{t}. {d}" for t, d in EN] * 64
-    cpu, gpu = MiniLMEncoder(device="cpu"), MiniLMEncoder(device="cuda", batch_size=128)
+    cpu, gpu = minilm_encoder("cpu"), minilm_encoder("cuda")
     gpu.encode(texts[:8])
     started = time.perf_counter()
     on_gpu = gpu.encode(texts)
     rate = len(texts) / (time.perf_counter() - started)
-    assert np.min(np.sum(on_gpu * cpu.encode(texts), axis=1)) > 0.99
+    assert np.min(np.sum(on_gpu * cpu.encode(texts), axis=1)) > 0.97  # float on the GPU, int8 on the CPU
     print(f"CUDA encoder: {rate:.0f} texts/s")  # noqa: T201 - the figure the closing note quotes
