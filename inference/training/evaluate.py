@@ -59,6 +59,12 @@ def per_class_table(gold: Sequence[str], pred: Sequence[str], labels: Sequence[s
     return lines
 
 
+def _trimmed(lines: list[str]) -> list[str]:
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return lines
+
+
 def _articles(n: int) -> list[RawArticle]:
     items = list(data.url_labelled_news())[:n]
     return [
@@ -148,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(header + [line for section in sections for line in section]))
+    # Each section ends with one blank line, whatever its module left at its end.
+    body = [line for section in sections for line in [*_trimmed(section), ""]]
+    args.out.write_text("\n".join(header + body))
     print(f"wrote {args.out}")
     return 0
 
