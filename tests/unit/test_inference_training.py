@@ -1,4 +1,4 @@
-"""The training pieces: softmax regression, the n-gram head, artefact round trips, URL-section labels."""
+"""The training pieces: softmax regression, artefact round trips, character n-grams, URL-section labels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.heads import LinearHead, NgramHead, char_ngrams, fit_softmax
+from inference.heads import LinearHead, char_ngrams, fit_softmax
 from inference.training.data import in_eval_split, url_section_label
 from inference.training.evaluate import accuracy, macro_f1
 
@@ -28,17 +28,10 @@ def test_softmax_regression_separates_clusters_and_round_trips(tmp_path: Path) -
     np.testing.assert_allclose(loaded.predict_proba(x), head.predict_proba(x), rtol=1e-5)
 
 
-def test_ngram_head_learns_korean_polarity(tmp_path: Path) -> None:
-    good = ["정말 재밌다", "최고의 영화", "감동적이고 좋았다", "배우 연기 최고", "재밌고 좋았다"] * 8
-    bad = ["정말 지루하다", "최악의 영화", "시간 낭비였다", "연기 최악", "지루하고 별로"] * 8
-    head = NgramHead.fit("toy_ko", good + bad, [1] * len(good) + [0] * len(bad), buckets=1 << 12, epochs=80)
-    p = head.positive_proba(["재밌고 최고", "지루하고 최악"])
-    assert p[0] > 0.5 > p[1]
-    head.save(tmp_path)
-    np.testing.assert_allclose(
-        NgramHead.load("toy_ko", tmp_path).positive_proba(["최고"]), head.positive_proba(["최고"]), atol=1e-2
-    )  # float16 storage
-    assert " 최" in char_ngrams("최고")
+def test_char_ngrams_mark_word_edges_and_normalise() -> None:
+    grams = char_ngrams("최고  ＡＢ", 1, 3)
+    assert " 최" in grams and "고 " in grams
+    assert "ab" in grams  # NFKC folds full-width letters, then lower case
 
 
 @pytest.mark.parametrize(
@@ -53,7 +46,8 @@ def test_ngram_head_learns_korean_polarity(tmp_path: Path) -> None:
         ("http://abcnews.go.com/Health/wireStory/flu-45327337", "health"),
         ("http://www.rte.ie/news/world/2017/0207/850865-trump/", "world"),
         ("http://www.cnn.com/2017/02/05/opinions/devos-opinion/index.html", None),
-        ("http://www.aljazeera.com/news/2017/02/haiti-170207161155899.html", None),
+        ("http://www.aljazeera.com/news/2017/02/haiti-170207161155899.html", "world"),
+        ("http://www.aljazeera.com/indepth/opinion/2017/02/x.html", None),
     ],
 )
 def test_url_section_labels(url: str, label: str | None) -> None:
