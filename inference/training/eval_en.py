@@ -22,6 +22,7 @@ from inference.classify import CATEGORY_LABELS, classify
 from inference.embeddings import minilm_encoder
 from inference.features import article_text, vader_scores
 from inference.training import data, weak
+from inference.training.evaluate import accuracy, macro_f1, per_class
 from inference.training.train import EVAL_PERCENT, SENTIMENT_LABELS, category_items
 
 __all__ = ["category_section", "headline_check", "sentiment_section"]
@@ -40,31 +41,8 @@ COARSE = {
 }
 
 
-def _per_class(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> dict[str, tuple[float, ...]]:
-    out: dict[str, tuple[float, ...]] = {}
-    for label in labels:
-        tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == p == label)
-        fp = sum(1 for g, p in zip(gold, pred, strict=True) if p == label and g != label)
-        fn = sum(1 for g, p in zip(gold, pred, strict=True) if g == label and p != label)
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        out[label] = (precision, recall, f1, tp + fn)
-    return out
-
-
-def _accuracy(gold: Sequence[str], pred: Sequence[str]) -> float:
-    return sum(1 for g, p in zip(gold, pred, strict=True) if g == p) / max(1, len(gold))
-
-
-def _macro_f1(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> float:
-    present = [label for label in labels if label in set(gold)]
-    table = _per_class(gold, pred, present)
-    return float(np.mean([table[label][2] for label in present])) if present else 0.0
-
-
 def _row(data_set: str, model: str, gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> str:
-    acc, f1 = _accuracy(gold, pred), _macro_f1(gold, pred, labels)
+    acc, f1 = accuracy(gold, pred), macro_f1(gold, pred, labels)
     return f"| {data_set} | {model} | {len(gold)} | {acc:.3f} | {f1:.3f} |"
 
 
@@ -72,7 +50,7 @@ def _class_table(rows: Sequence[tuple[str, Sequence[str], Sequence[str]]], label
     """Per-class P/R/F1 with one column group per (model, gold, pred)."""
     header = "| class | support | " + " | ".join(f"{name} P / R / F1" for name, _, _ in rows) + " |"
     out = [header, "|---|---|" + "---|" * len(rows)]
-    tables = [_per_class(gold, pred, labels) for _, gold, pred in rows]
+    tables = [per_class(gold, pred, labels) for _, gold, pred in rows]
     for label in labels:
         cells = [f"{t[label][0]:.2f} / {t[label][1]:.2f} / {t[label][2]:.2f}" for t in tables]
         out.append(f"| {label} | {int(tables[0][label][3])} | " + " | ".join(cells) + " |")
@@ -225,16 +203,16 @@ def category_section(limit: int | None) -> list[str]:
         for source in ("BBC", "NewsArticles by URL section", "Reuters-21578", "all"):
             idx = [i for i, item in enumerate(items) if source in ("all", item[3])]
             g, p = [gold[i] for i in idx], [pred[i] for i in idx]
-            acc, f1 = _accuracy(g, p), _macro_f1(g, p, CATEGORY_LABELS)
+            acc, f1 = accuracy(g, p), macro_f1(g, p, CATEGORY_LABELS)
             out.append(f"| {source} | {shape} | category_en | {len(g)} | {acc:.3f} | {f1:.3f} |")
         base = [majority] * len(gold)
         out.append(
-            f"| all | {shape} | majority ({majority}) | {len(gold)} | {_accuracy(gold, base):.3f} | "
-            f"{_macro_f1(gold, base, CATEGORY_LABELS):.3f} |"
+            f"| all | {shape} | majority ({majority}) | {len(gold)} | {accuracy(gold, base):.3f} | "
+            f"{macro_f1(gold, base, CATEGORY_LABELS):.3f} |"
         )
         coarse_gold, coarse_pred = [COARSE[x] for x in gold], [COARSE[x] for x in pred]
         coarse_labels = sorted(set(COARSE.values()))
-        acc, f1 = _accuracy(coarse_gold, coarse_pred), _macro_f1(coarse_gold, coarse_pred, coarse_labels)
+        acc, f1 = accuracy(coarse_gold, coarse_pred), macro_f1(coarse_gold, coarse_pred, coarse_labels)
         out.append(f"| all, coarse 4+1 classes | {shape} | category_en | {len(gold)} | {acc:.3f} | {f1:.3f} |")
         details += ["", f"Per class, all held-out items, {shape}:", ""]
         details += _class_table([("category_en", gold, pred)], CATEGORY_LABELS)
