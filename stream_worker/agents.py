@@ -67,15 +67,6 @@ def _get_analyzer() -> Analyzer:
     return _analyzer
 
 
-@app.on_before_shutdown.connect
-async def _close_analyzer(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:  # noqa: ARG001 - faust's signal signature
-    """Stop the engine's processes (or the HTTP client) with the worker."""
-    global _analyzer
-    if _analyzer is not None:
-        await _analyzer.aclose()
-        _analyzer = None
-
-
 async def _dead_letter(
     value: bytes | None, key: bytes | None, error: str, reason: str, *, attempts: int = 1, first: Any = None
 ) -> Any:
