@@ -32,7 +32,9 @@ async def test_sentiment_and_trend_windows(
     spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings, redis_settings: RedisSettings, redis: Redis
 ) -> None:
     now = time.time()
-    base = int(now // 300) * 300 - 600  # two whole 5-minute windows ago
+    # Two whole 5-minute windows that end at least a minute ago, so the "recent" articles below (now - 30 s)
+    # never fall into them, whatever the clock says when the test starts.
+    base = int((now - 60) // 300) * 300 - 600
     articles = [
         analysed(1, "alpha", base + 10, "positive", 0.6),
         analysed(2, "alpha", base + 250, "negative", -0.4),
