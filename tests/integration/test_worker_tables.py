@@ -32,9 +32,11 @@ async def test_sentiment_and_trend_windows(
     spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings, redis_settings: RedisSettings, redis: Redis
 ) -> None:
     now = time.time()
-    # Two whole 5-minute windows that end at least a minute ago, so the "recent" articles below (now - 30 s)
-    # never fall into them, whatever the clock says when the test starts.
-    base = int((now - 60) // 300) * 300 - 600
+    # The two "recent" articles share one minute (the trend tables hop by the minute, and the worker's view shows
+    # the newest window), and the two whole 5-minute sentiment windows end before it, whatever the clock says
+    # when the test starts.
+    minute = int((now - 5) // 60) * 60
+    base = int((minute - 1) // 300) * 300 - 600
     articles = [
         analysed(1, "alpha", base + 10, "positive", 0.6),
         analysed(2, "alpha", base + 250, "negative", -0.4),
@@ -44,14 +46,14 @@ async def test_sentiment_and_trend_windows(
         analysed(
             5,
             "gamma",
-            now - 30,
+            minute + 1,
             "positive",
             0.2,
             keywords=["Kafka", "redis"],
             entities=[Entity(text="Apache", type="ORG")],
         ),
         analysed(
-            6, "gamma", now - 20, "positive", 0.2, keywords=["kafka"], entities=[Entity(text="Apache", type="ORG")]
+            6, "gamma", minute + 2, "positive", 0.2, keywords=["kafka"], entities=[Entity(text="Apache", type="ORG")]
         ),
     ]
     worker = spawn("worker", env={"WORKER__LAG_INTERVAL": "1"})
