@@ -53,18 +53,13 @@ STOCK_MODEL = entities.STOCK_MODEL
 EVAL_PERCENT = 30
 SILVER_LIMIT = 2500
 _CONLL_TYPES = ("PER", "ORG", "LOC", "MISC")
+# spaCy's OntoNotes labels in CoNLL's terms: the runtime's own mapping to our types (inference.entities), then
+# our types to CoNLL's, so the two can never disagree.
+_TYPE_TO_CONLL = {"PERSON": "PER", "ORG": "ORG", "LOC": "LOC", "MISC": "MISC"}
+# (It also maps "MISC", a label only the trained model emits: the stock model's output is unaffected.)
 _STOCK_TO_CONLL = {
-    "PERSON": "PER",
-    "ORG": "ORG",
-    "GPE": "LOC",
-    "LOC": "LOC",
-    "FAC": "LOC",
-    "NORP": "MISC",
-    "EVENT": "MISC",
-    "PRODUCT": "MISC",
-    "LAW": "MISC",
-    "WORK_OF_ART": "MISC",
-    "LANGUAGE": "MISC",
+    label: _TYPE_TO_CONLL[kind]
+    for label, kind in entities._LABELS.items()  # noqa: SLF001 - the one mapping, shared with training
 }
 
 CONFIG = """
