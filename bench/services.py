@@ -3,7 +3,7 @@
 A `Slice` is one isolated deployment: its own topic prefix, Redis key prefix, consumer groups and ports.
 Everything it starts is stopped, its topics deleted, its Redis keys and temporary files (service logs,
 faust's data dir; BENCH_KEEP_LOGS=1 keeps them) removed when it closes.
-Reuses the test helpers (tests/support): Kafka/Redis started by scripts/ only when not already running.
+Reuses the process harness (harness/): Kafka/Redis started by scripts/ only when not already running.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from redis.asyncio import Redis
 from bench.common import peak_rss_mb, rss_mb
 from common.kafka import ensure_topics
 from common.settings import KafkaSettings, TopicNames
-from tests.support.infra import Infra, free_port, start_infra, stop_infra
-from tests.support.processes import ServiceProcess, python
+from harness.infra import Infra, free_port, start_infra, stop_infra
+from harness.processes import ServiceProcess, python
 
 __all__ = ["Infra", "Slice", "infra_pids", "start_infra", "stop_infra"]
 

@@ -7,6 +7,7 @@ __all__ = [
     "ConfigError",
     "DeadLetterError",
     "InvalidArticle",
+    "InvalidMessage",
     "NewsSuiteError",
     "ProviderError",
     "ProviderRateLimited",
@@ -29,6 +30,14 @@ class ConfigError(NewsSuiteError):
 
 class InvalidArticle(NewsSuiteError):
     """An input could not be made into a valid article; the message says why."""
+
+
+class InvalidMessage(NewsSuiteError):
+    """A Kafka record is not what its topic carries; `kind` is `empty`, `not_json` or `invalid`."""
+
+    def __init__(self, message: str, *, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class SourceError(NewsSuiteError):

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
+from contextlib import AsyncExitStack
+from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
+from common.retry import wait_until_up
 from common.schemas import DeadLetter
 from common.settings import KafkaSettings
+from common.topics import Topic
 
-__all__ = ["ensure_topics", "make_producer", "send_dead_letter", "wait_for_kafka"]
+__all__ = ["ensure_topics", "make_producer", "open_consumer", "open_producer", "send_dead_letter", "wait_for_kafka"]
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +36,54 @@ def make_producer(settings: KafkaSettings, *, client_id: str) -> AIOKafkaProduce
 
 
 async def wait_for_kafka(settings: KafkaSettings, *, timeout: float = 60.0) -> None:
-    """Return once the broker answers metadata requests; raise after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    """Return once the broker answers metadata requests; `TimeoutError` after `timeout` seconds."""
+
+    async def probe() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=5_000)
         try:
             await admin.start()
             await admin.list_topics()
-            return
-        except (TimeoutError, KafkaConnectionError, OSError) as exc:
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"Kafka at {settings.bootstrap_servers} did not answer: {exc}") from exc
-            await asyncio.sleep(0.5)
         finally:
             await admin.close()
+
+    await wait_until_up(
+        f"Kafka at {settings.bootstrap_servers}",
+        probe,
+        timeout=timeout,
+        on=(TimeoutError, KafkaConnectionError, OSError),
+    )
+
+
+async def open_producer(
+    stack: AsyncExitStack,
+    settings: KafkaSettings,
+    *,
+    client_id: str,
+    topics: Iterable[str] = (),
+    timeout: float = 60.0,
+) -> AIOKafkaProducer:
+    """Wait for the broker, create `topics` if missing, start a producer; `stack` stops it (also when a
+    later step of the caller's start-up fails)."""
+    await wait_for_kafka(settings, timeout=timeout)
+    if topics:
+        await ensure_topics(settings, topics)
+    producer = make_producer(settings, client_id=client_id)
+    await producer.start()
+    stack.push_async_callback(producer.stop)
+    return producer
+
+
+async def open_consumer(
+    stack: AsyncExitStack, settings: KafkaSettings, *topics: str, timeout: float = 60.0, **config: Any
+) -> AIOKafkaConsumer:
+    """Wait for the broker, create `topics` if missing, start a consumer of them (`config` goes to
+    aiokafka); `stack` stops it."""
+    await wait_for_kafka(settings, timeout=timeout)
+    await ensure_topics(settings, topics)
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=settings.bootstrap_servers, **config)
+    await consumer.start()
+    stack.push_async_callback(consumer.stop)
+    return consumer
 
 
 async def ensure_topics(settings: KafkaSettings, names: Iterable[str]) -> None:
@@ -71,7 +108,7 @@ async def ensure_topics(settings: KafkaSettings, names: Iterable[str]) -> None:
         await admin.close()
 
 
-async def send_dead_letter(producer: AIOKafkaProducer, topic: str, letter: DeadLetter) -> None:
+async def send_dead_letter(producer: AIOKafkaProducer, topic: Topic[DeadLetter], letter: DeadLetter) -> None:
     """Produce a dead letter and wait for the broker's ack, so it is never lost silently."""
-    key = letter.original_key.encode("utf-8") if letter.original_key else None
-    await producer.send_and_wait(topic, letter.model_dump_json().encode("utf-8"), key=key)
+    record = topic.encode(letter)
+    await producer.send_and_wait(topic.name, record.value, key=record.key)

@@ -8,15 +8,18 @@ with backoff before anyone sees it.
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from common.retry import wait_until_up
 from common.settings import RedisSettings
 
-__all__ = ["make_redis"]
+__all__ = ["make_redis", "open_redis"]
 
 
 def make_redis(settings: RedisSettings) -> Redis:
@@ -30,3 +33,19 @@ def make_redis(settings: RedisSettings) -> Redis:
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     return Redis(connection_pool=pool)
+
+
+async def open_redis(stack: AsyncExitStack, settings: RedisSettings, *, timeout: float | None = 60.0) -> Redis:
+    """A client from `make_redis`, closed by `stack`; with a `timeout`, wait until Redis answers PING first
+    (`TimeoutError` after it). `timeout=None` starts without waiting: for services that must come up and
+    report not-ready while Redis is down."""
+    redis = make_redis(settings)
+    stack.push_async_callback(redis.aclose)
+    if timeout is not None:
+        await wait_until_up(
+            f"Redis at {settings.url.split('@')[-1]}",
+            redis.ping,
+            timeout=timeout,
+            on=(RedisConnectionError, RedisTimeoutError, OSError),
+        )
+    return redis

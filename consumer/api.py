@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
-from common.http import ops_router, websocket_authorized
 from common.schemas import AnalyzedArticle, Sentiment
 from common.stats import SENTIMENT_WINDOW_S, SentimentBucket, TrendsSnapshot
 from common.store import ArticleFilters, ArticleStore, InvalidCursor, Order, StoredEvent, stream_id
+from common.webapp import ops_router, websocket_authorized
 from consumer.deps import SettingsDep, StatsDep, StoreDep
 from consumer.ws import Hub, filters_error
 

@@ -14,12 +14,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from common.errors import StoreError
-from common.http import bearer_auth, configure_logging, install_error_handlers
 from common.kafka import ensure_topics, make_producer, wait_for_kafka
 from common.metrics import ConsumerMetrics
 from common.redis_client import make_redis
 from common.stats import StatsStore
 from common.store import ArticleStore
+from common.topics import Topics
+from common.webapp import bearer_auth, configure_logging, install_error_handlers
 from consumer.api import NEXT_CURSOR_HEADER, ops, router, ws_router
 from consumer.service import Ingestor
 from consumer.settings import ConsumerSettings, get_settings
@@ -96,7 +97,7 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
         await dlq.start()
         hub = Hub(metrics, queue_size=settings.consumer.ws_queue_size, ping_interval=settings.consumer.ws_ping_interval)
         ingestor = Ingestor(
-            consumer, dlq, topics.dlq_topic, store, metrics, max_records=settings.consumer.max_poll_records
+            consumer, dlq, Topics.of(topics), store, metrics, max_records=settings.consumer.max_poll_records
         )
         app.state.store, app.state.stats, app.state.hub, app.state.ingestor = store, stats, hub, ingestor
         tasks = [

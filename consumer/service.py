@@ -7,13 +7,13 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
-from common.errors import StoreError
+from common.errors import InvalidMessage, StoreError
 from common.kafka import send_dead_letter
 from common.metrics import ConsumerMetrics
 from common.schemas import AnalyzedArticle, DeadLetter
 from common.store import ArticleStore
+from common.topics import Topics
 
 __all__ = ["Ingestor"]
 
@@ -27,7 +27,7 @@ class Ingestor:
         self,
         consumer: AIOKafkaConsumer,
         dlq: AIOKafkaProducer,
-        dlq_topic: str,
+        topics: Topics,
         store: ArticleStore,
         metrics: ConsumerMetrics,
         *,
@@ -35,7 +35,7 @@ class Ingestor:
     ) -> None:
         self._consumer = consumer
         self._dlq = dlq
-        self._dlq_topic = dlq_topic
+        self._topics = topics
         self._store = store
         self._metrics = metrics
         self._max_records = max_records
@@ -62,15 +62,13 @@ class Ingestor:
                 count += 1
                 self._metrics.consumed.inc()
                 try:
-                    article = AnalyzedArticle.model_validate_json(msg.value or b"")
-                except ValidationError as exc:
+                    article = self._topics.analyzed.decode(msg.value)
+                except InvalidMessage as exc:
                     self._metrics.dead_lettered.inc()
                     await send_dead_letter(
                         self._dlq,
-                        self._dlq_topic,
-                        DeadLetter.wrap(
-                            msg.value, stage="consumer", error=str(exc)[:2_000], key=msg.key, topic=tp.topic
-                        ),
+                        self._topics.dead_letters,
+                        DeadLetter.wrap(msg.value, stage="consumer", error=str(exc), key=msg.key, topic=tp.topic),
                     )
                     continue
                 self._metrics.analyzed.inc()

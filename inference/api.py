@@ -7,23 +7,15 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from common.schemas import Analysis, RawArticle
+from common.inference_contract import AnalyzeResponse, BatchResponse
+from common.schemas import RawArticle
 from inference.deps import EngineDep, SettingsDep
 
-__all__ = ["AnalyzeResponse", "BatchResponse", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["inference"])
-
-
-class AnalyzeResponse(BaseModel):
-    id: str
-    analysis: Analysis
-
-
-class BatchResponse(BaseModel):
-    results: list[AnalyzeResponse]
 
 
 def _article(item: Any, where: str) -> RawArticle:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from common.http import ops_router
+from common.webapp import ops_router
 from producer.deps import PollerDep, PublisherDep, SettingsDep
 from producer.poller import PollReport
 

@@ -14,6 +14,7 @@ from common.errors import BrokerError
 from common.kafka import send_dead_letter
 from common.schemas import DeadLetter, RawArticle
 from common.settings import KafkaSettings
+from common.topics import Topics
 
 __all__ = ["KafkaSink"]
 
@@ -22,18 +23,17 @@ class KafkaSink:
     def __init__(self, producer: AIOKafkaProducer, settings: KafkaSettings, *, scan_timeout: float = 60.0) -> None:
         self._producer = producer
         self._settings = settings
-        self._topics = settings.topics
+        self._topics = Topics.of(settings.topics)
         self._scan_timeout = scan_timeout
 
     async def send(self, article: RawArticle) -> asyncio.Future[Any]:
         # send() returns once the record is in the batch buffer; the future resolves on the broker's ack.
-        future: asyncio.Future[Any] = await self._producer.send(
-            self._topics.raw_topic, article.model_dump_json().encode("utf-8"), key=article.id.encode("ascii")
-        )
+        record = self._topics.raw.encode(article)
+        future: asyncio.Future[Any] = await self._producer.send(self._topics.raw.name, record.value, key=record.key)
         return future
 
     async def dead_letter(self, letter: DeadLetter) -> None:
-        await send_dead_letter(self._producer, self._topics.dlq_topic, letter)
+        await send_dead_letter(self._producer, self._topics.dead_letters, letter)
 
     async def find_produced(self, ids: Sequence[str], since_ms: int) -> set[str]:
         """Read `news.raw` from `since_ms` (record timestamps) to its end and return the ids seen as keys.
@@ -43,7 +43,7 @@ class KafkaSink:
         """
         wanted = {i.encode("ascii") for i in ids}
         found: set[str] = set()
-        topic = self._topics.raw_topic
+        topic = self._topics.raw.name
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
             group_id=None,

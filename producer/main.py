@@ -10,10 +10,10 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from common.http import BodySizeLimit, bearer_auth, configure_logging, install_error_handlers
 from common.kafka import ensure_topics, make_producer, wait_for_kafka
 from common.metrics import ProducerMetrics
 from common.redis_client import make_redis
+from common.webapp import BodySizeLimit, bearer_auth, configure_logging, install_error_handlers
 from producer.api import PushStats, ops, router
 from producer.dedup import RedisDedup
 from producer.kafka_sink import KafkaSink

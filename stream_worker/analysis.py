@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
-import orjson
+from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from common.errors import NewsSuiteError, ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
+from common.inference_contract import BatchResponse
 from common.schemas import Analysis, RawArticle
 
 __all__ = [
@@ -89,7 +90,7 @@ class HttpAnalyzer:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(ProviderError),
             stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(initial=0.1, max=1.0),
+            wait=wait_exponential_jitter(multiplier=0.1, max=1.0),
             reraise=True,
         ):
             with attempt:
@@ -115,9 +116,8 @@ class HttpAnalyzer:
         if response.status_code != 200:
             raise AnalysisRejected(f"inference service answered {response.status_code}: {response.text[:500]}")
         try:
-            results = orjson.loads(response.content)["results"]
-            analyses = [Analysis.model_validate_json(orjson.dumps(r["analysis"])) for r in results]
-        except (ValueError, KeyError, TypeError) as exc:
+            analyses = [r.analysis for r in BatchResponse.model_validate_json(response.content).results]
+        except ValidationError as exc:
             raise AnalysisRejected(f"inference service answered something that is not a batch result: {exc}") from exc
         if len(analyses) != len(articles):
             raise AnalysisRejected(f"asked for {len(articles)} analyses, got {len(analyses)}")

@@ -10,8 +10,8 @@ import pytest
 from redis.asyncio import Redis
 
 from common.settings import KafkaSettings, RedisSettings, TopicNames
-from tests.support.infra import Infra, free_port, start_infra, stop_infra
-from tests.support.processes import ServiceProcess, python
+from harness.infra import Infra, free_port, start_infra, stop_infra
+from harness.processes import ServiceProcess, python
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ import pytest
 
 from common.schemas import RawArticle
 from common.settings import KafkaSettings
+from harness.processes import ServiceProcess
 from tests.support.chaos import DedicatedKafka, DedicatedRedis, Outcome, WsWatcher, analyzed, stored_ids, wait_until
-from tests.support.processes import ServiceProcess
 from tests.support.worker_support import produce, real_articles
 
 WORKER = {

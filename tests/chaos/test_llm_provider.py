@@ -14,9 +14,9 @@ import httpx
 
 from common.schemas import RawArticle
 from common.settings import KafkaSettings
+from harness.processes import ServiceProcess
 from tests.support.chaos import Outcome, WsWatcher, stored_ids, wait_until
 from tests.support.fake_llm import fake_openai
-from tests.support.processes import ServiceProcess
 from tests.support.worker_support import produce, real_articles
 
 PHASES = ["ok", "429", "500", "malformed", "slow", "ok"]

@@ -11,8 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from common.settings import KafkaSettings
+from harness.processes import ServiceProcess
 from tests.support.chaos import Outcome, WsWatcher, analyzed, stored_ids, wait_until
-from tests.support.processes import ServiceProcess
 from tests.support.worker_support import fake_inference, produce, read_topic, real_articles
 
 WORKER = {

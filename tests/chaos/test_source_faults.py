@@ -16,9 +16,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from common.settings import KafkaSettings
+from harness.processes import ServiceProcess
 from tests.support.chaos import Outcome, rss_mb
 from tests.support.fake_news import FeedItem, NewsServer, rss_feed
-from tests.support.processes import ServiceProcess
 
 ROUNDS = 4
 PER_ROUND = 5

@@ -15,8 +15,8 @@ import pytest
 import websockets
 
 from common.settings import KafkaSettings
+from harness.processes import ServiceProcess
 from tests.support.chaos import Outcome, WsWatcher, analyzed, rss_mb, stored_ids, wait_until
-from tests.support.processes import ServiceProcess
 from tests.support.worker_support import produce, real_articles
 
 CLIENTS = 200

@@ -27,8 +27,8 @@ import pytest
 from common.kafka import ensure_topics, make_producer
 from common.schemas import Analysis, AnalyzedArticle, Entity, RawArticle
 from common.settings import KafkaSettings
-from tests.support.infra import ROOT, free_port
-from tests.support.processes import ServiceProcess
+from harness.infra import ROOT, free_port
+from harness.processes import ServiceProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -15,9 +15,9 @@ import websockets
 from pydantic import ValidationError
 
 from common.schemas import RawArticle
+from harness.infra import ROOT
+from harness.processes import ServiceProcess
 from producer.corpus import read_corpus
-from tests.support.infra import ROOT
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -21,9 +21,9 @@ from redis.asyncio import Redis
 from common.schemas import AnalyzedArticle
 from common.settings import KafkaSettings, RedisSettings
 from common.stats import SentimentCounts, StatsStore, entity_member
+from harness.infra import ROOT
+from harness.processes import ServiceProcess
 from tests.integration.test_store import BASE, make_article
-from tests.support.infra import ROOT
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from harness.processes import ServiceProcess
 from tests.support.fake_llm import fake_openai
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 import yaml
 
+from harness.infra import free_port
+from harness.processes import ServiceProcess
 from tests.static.tools import MONITORING, tool
-from tests.support.infra import free_port
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 
 from common.schemas import DeadLetter, RawArticle
 from common.settings import KafkaSettings
-from tests.support.processes import ServiceProcess
+from harness.processes import ServiceProcess
 from tests.support.worker_support import fake_inference, produce, read_topic, real_articles
 
 pytestmark = pytest.mark.integration

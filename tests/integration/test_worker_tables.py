@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from common.schemas import Analysis, AnalyzedArticle, Entity, RawArticle
 from common.settings import KafkaSettings, RedisSettings
 from common.stats import StatsStore
-from tests.support.processes import ServiceProcess
+from harness.processes import ServiceProcess
 from tests.support.worker_support import produce
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from harness.infra import ROOT
+from harness.processes import ServiceProcess
 from tests.support.fake_news import news_server
-from tests.support.infra import ROOT
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

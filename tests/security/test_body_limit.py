@@ -1,4 +1,4 @@
-"""common.http.BodySizeLimit: 413 with a reason for a declared or a streamed body over the limit."""
+"""common.webapp.BodySizeLimit: 413 with a reason for a declared or a streamed body over the limit."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from common.http import BodySizeLimit
+from common.webapp import BodySizeLimit
 
 pytestmark = pytest.mark.unit
 

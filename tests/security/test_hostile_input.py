@@ -12,9 +12,9 @@ import pytest
 
 from common.schemas import DeadLetter
 from common.settings import KafkaSettings
+from harness.infra import ROOT
+from harness.processes import ServiceProcess
 from tests.support.chaos import Outcome, stored_ids, wait_until
-from tests.support.infra import ROOT
-from tests.support.processes import ServiceProcess
 from tests.support.worker_support import produce, read_topic, real_articles
 
 pytestmark = pytest.mark.integration

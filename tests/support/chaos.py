@@ -24,7 +24,7 @@ import httpx
 import websockets
 
 from common.schemas import Analysis, AnalyzedArticle, RawArticle
-from tests.support.infra import ROOT, free_port, port_open
+from harness.infra import ROOT, free_port, port_open
 
 __all__ = [
     "ARTIFACTS",

@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from tests.support.infra import free_port
+from harness.infra import free_port
 
 __all__ = ["FakeServer", "fake_huggingface", "fake_openai"]
 

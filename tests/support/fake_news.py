@@ -27,7 +27,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.support.infra import free_port
+from harness.infra import free_port
 
 __all__ = [
     "ERRORS",

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr, ValidationError
 
-from common.http import bearer_auth
 from common.metrics import ConsumerMetrics
 from common.schemas import AnalyzedArticle
 from common.store import ArticleFilters, InvalidCursor, StoredEvent, _decode_cursor, _encode_cursor, stream_id
+from common.webapp import bearer_auth
 from consumer.api import _seconds
 from consumer.ws import Client, Hub
 

@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from tests.support.infra import ROOT
+from harness.infra import ROOT
 
 pytestmark = pytest.mark.unit
 

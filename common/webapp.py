@@ -1,4 +1,4 @@
-"""HTTP pieces every FastAPI service shares: health and metrics routes, error mapping, logging."""
+"""FastAPI glue every service shares: ops routes, error mapping, bearer auth, body limits, logging."""
 
 from __future__ import annotations
 

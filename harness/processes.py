@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.infra import ROOT
+from harness.infra import ROOT
 
 __all__ = ["ServiceProcess"]
 
