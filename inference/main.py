@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from common.http import BodySizeLimit, bearer_auth, configure_logging, install_error_handlers, ops_router
+from common.webapp import BodySizeLimit, bearer_auth, configure_logging, install_error_handlers, ops_router
 from inference.api import router
 from inference.engine import Engine
 from inference.settings import InferenceSettings, get_settings
