@@ -50,7 +50,9 @@ def direct(tier: str) -> Callable[[Sequence[RawArticle]], list[Analysis]]:
     return lambda batch: core.analyze([item_of(a) for a in batch])
 
 
-def _row(name: str, kind: str, batch: int, articles: int, wall: float, cpu: float, calls: list[float]) -> dict:
+def _row(
+    name: str, kind: str, batch: int, articles: int, wall: float, cpu: float, calls: list[float]
+) -> dict[str, Any]:
     return {
         "name": name,
         "kind": kind,
@@ -80,7 +82,7 @@ def _engine(tier: str, processes: int, threads: int = 1) -> Any:
     from inference.engine import Engine
     from inference.settings import EngineSettings
 
-    settings = EngineSettings(tier=tier, processes=processes, threads=threads)  # type: ignore[arg-type]
+    settings = EngineSettings(tier=tier, processes=processes, threads=threads)
     return Engine(settings, registry=CollectorRegistry())
 
 

@@ -230,7 +230,8 @@ def _self_time(profile: dict[str, Any]) -> str:
 
 
 def _cores(run: dict[str, Any]) -> float:
-    return round(sum(v for k, v in (run.get("cores_used") or {}).items() if k.startswith("worker")), 2)
+    used: dict[str, float] = run.get("cores_used") or {}
+    return round(sum(v for k, v in used.items() if k.startswith("worker")), 2)
 
 
 def _top(profile: dict[str, Any], n: int) -> list[tuple[str, float]]:

@@ -292,7 +292,7 @@ async def _fan_out(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
         "store_to_client": latency_summary(delivery),
         "consumer_peak_rss_mb": slice_.peak_rss().get("consumer"),
     }
-    s = result["store_to_client"]
+    s = latency_summary(delivery)
     log(f"  fan-out: {len(delivery)}/{messages * connected} delivered, p95 {s['p95_ms']} ms, missing {missing}")
     return result
 

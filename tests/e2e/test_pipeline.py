@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from itertools import islice
+from typing import Any
 
 import httpx
 import pytest
@@ -43,7 +44,7 @@ async def test_replayed_articles_reach_websocket_and_rest(
     spawn("worker")
     base = f"http://127.0.0.1:{consumer.port}"
 
-    received: dict[str, dict] = {}
+    received: dict[str, dict[str, Any]] = {}
     async with websockets.connect(f"ws://127.0.0.1:{consumer.port}/ws") as ws:
         first = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert first == {"type": "initial_data", "data": []}

@@ -47,7 +47,8 @@ class Prometheus:
     def query(self, expr: str) -> list[dict[str, Any]]:
         body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5).json()
         assert body["status"] == "success", f"{expr}: {body}"
-        return body["data"]["result"]
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
 
     def wait_for(self, expr: str, timeout: float = 60) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
@@ -60,7 +61,7 @@ class Prometheus:
 
 def scrape_config(targets: dict[str, int]) -> dict[str, Any]:
     """monitoring/prometheus.yml with the compose host names swapped for the local ports."""
-    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    config: dict[str, Any] = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(MONITORING / "rules" / "*.yml")]
     jobs = []

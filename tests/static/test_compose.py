@@ -38,11 +38,12 @@ def compose() -> dict[str, Any]:
 
 
 def services() -> dict[str, dict[str, Any]]:
-    return compose()["services"]
+    found: dict[str, dict[str, Any]] = compose()["services"]
+    return found
 
 
 def dockerfile_of(service: dict[str, Any]) -> Path | None:
-    build = service.get("build")
+    build: Any = service.get("build")
     if build is None:
         return None
     if isinstance(build, str):

@@ -70,7 +70,8 @@ def by_kind(docs: tuple[dict[str, Any], ...], kind: str) -> dict[str, dict[str, 
 
 def config(docs: tuple[dict[str, Any], ...]) -> dict[str, str]:
     (cm,) = (d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("news-config"))
-    return cm["data"]
+    data: dict[str, str] = cm["data"]
+    return data
 
 
 def test_every_yaml_under_k8s_is_used() -> None:
