@@ -3,7 +3,7 @@
 The engine encodes each article's `features.article_text` once (int8 MiniLM for English, multilingual e5 for the
 other languages) and hands the vectors here; every head below is a small softmax regression over that vector
 (plus, for English sentiment, cheap lexicon scores), so classifying costs well under a millisecond per article.
-Heads are trained by `python -m inference.training.train` and loaded from `inference/artifacts/`.
+Heads are trained by `python -m training.train` and loaded from `inference/artifacts/`.
 """
 
 from __future__ import annotations

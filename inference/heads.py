@@ -1,7 +1,7 @@
 """Small trained heads over features (softmax regression, numpy) and the character n-grams of the Korean model.
 
 The trained weights live in `inference/artifacts/` with a JSON card saying how they were made
-(`python -m inference.training.train`); this module only loads and applies them, and fits them.
+(`python -m training.train`); this module only loads and applies them, and fits them.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ _NEWS_STOP = {
 }
 _TOKEN = re.compile(r"([^\W\d_](?:[\w'’.-]*[^\W_])?)|(\d(?:[\w.,]*\w)?)|([.!?;:,()\"“”\[\]{}|/—–…]|\s[-–]\s)")
 _SENTENCE_END = frozenset(".!?…")
-# Constants chosen on a dev split of the training rows (python -m inference.training.eval_keywords dev): the
+# Constants chosen on a dev split of the training rows (python -m training.eval_keywords dev): the
 # check was flat around them (P@k + recall within 0.01 for IDF caps 4-7, position bonus 2-5).
 _POSITION = 2.0  # bonus b in 1 + b / (1 + sentence index): the first sentence (the title) counts triple
 _CAPITAL = 1.0  # a capitalised word mid-sentence: no extra weight measured better; it still admits names as phrases

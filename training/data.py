@@ -280,7 +280,7 @@ def ko_sentiment() -> Iterator[LabelledText]:
     """NSMC movie reviews, balanced 0/1 (../shared/data/ko_sentiment_train.tsv, CC0)."""
     candidates = [
         Path(os.environ.get("KO_SENTIMENT_TSV", "")),
-        Path(__file__).resolve().parents[3] / "shared" / "data" / "ko_sentiment_train.tsv",
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "ko_sentiment_train.tsv",
         Path("/work/shared/data/ko_sentiment_train.tsv"),
     ]
     path = next(p for p in candidates if p.is_file())

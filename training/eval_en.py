@@ -5,7 +5,7 @@ and on labelled data the heads never saw: the evaluation splits (crc32 of the te
 train on, corpora they never train on (Kotzias, rotten tomatoes) and a hand-labelled headline check set
 (`inference/resources/en_headline_check.tsv`). Baselines sit beside each model row.
 
-    python -m inference.training.eval_en [--limit N]     # prints both sections
+    python -m training.eval_en [--limit N]     # prints both sections
 """
 
 from __future__ import annotations
@@ -18,16 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+import inference
 from inference.classify import CATEGORY_LABELS, classify
 from inference.embeddings import minilm_encoder
 from inference.features import article_text, vader_scores
-from inference.training import data, weak
-from inference.training.evaluate import accuracy, macro_f1, per_class
-from inference.training.train import EVAL_PERCENT, SENTIMENT_LABELS, category_items
+from training import data, weak
+from training.evaluate import accuracy, macro_f1, per_class
+from training.train import EVAL_PERCENT, SENTIMENT_LABELS, category_items
 
 __all__ = ["category_section", "headline_check", "sentiment_section"]
 
-CHECK_SET = Path(__file__).resolve().parents[1] / "resources" / "en_headline_check.tsv"
+CHECK_SET = Path(inference.__file__).resolve().parent / "resources" / "en_headline_check.tsv"
 # The outside check scores four coarse classes (AG News style); our eight fold into them like this.
 COARSE = {
     "world": "world",
@@ -119,7 +120,7 @@ def sentiment_section(limit: int | None) -> list[str]:
         "Model: `sentiment_en`, softmax regression over the shared int8 MiniLM embedding of `article_text` plus "
         "VADER's four scores and three news-event lexicon scores (`inference/features.py`), trained on Hutto & "
         "Gilbert's NYT (training split) and tweets plus real headlines and leads weakly labelled by "
-        "`inference/training/weak.py`. Baselines: VADER alone (compound >= 0.05 positive, <= -0.05 negative) and "
+        "`training/weak.py`. Baselines: VADER alone (compound >= 0.05 positive, <= -0.05 negative) and "
         "the weak-label recipe itself used as a classifier (unsure -> neutral). The headline check set is 130 real "
         "NewsArticles headlines from the evaluation split, labelled by hand before any model output was seen; "
         "Kotzias and rotten tomatoes were never trained on.",
@@ -188,7 +189,7 @@ def category_section(limit: int | None) -> list[str]:
         "",
         "Model: `category_en`, softmax regression over the shared int8 MiniLM embedding. Training: BBC, "
         "NewsArticles by URL section, Reuters-21578 (business, capped) and keyword-labelled NewsArticles for "
-        "science / health / technology (`inference/training/weak.py`). Held out: "
+        "science / health / technology (`training/weak.py`). Held out: "
         f"{EVAL_PERCENT['bbc']}% of BBC, {EVAL_PERCENT['url_news']}% of URL-labelled NewsArticles, "
         f"{EVAL_PERCENT['reuters']}% of Reuters by crc32(title). Baseline: the majority class. The coarse rows fold "
         "the eight classes into AG-News-style world (+politics) / business / sci-tech (technology, science, "

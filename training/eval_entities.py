@@ -23,7 +23,7 @@ from typing import Any
 
 from common.schemas import Entity
 from inference import entities
-from inference.training import data, ner
+from training import data, ner
 
 __all__ = ["conll_scores", "entities_section", "junk_reason", "main"]
 

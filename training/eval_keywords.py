@@ -18,8 +18,8 @@ from typing import Any
 
 from inference import keywords as kw
 from inference import summary as sm
-from inference.training import data
-from inference.training.doc_freq import EVAL_PERCENT, news_articles
+from training import data
+from training.doc_freq import EVAL_PERCENT, news_articles
 
 __all__ = ["articles", "keyword_metrics", "keywords_section", "main", "summary_section"]
 

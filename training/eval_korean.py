@@ -1,6 +1,6 @@
 """Korean section of the evaluation report: review polarity (NSMC), news valence, entities, category.
 
-    python -m inference.training.eval_korean [--limit N]
+    python -m training.eval_korean [--limit N]
 
 Every figure is on data the models never trained on: the NSMC held-out 20% (crc32 split), and the hand-written
 Korean news check set `checks/ko_news.tsv` (see `checks/README_ko_news.md`). The check set has two halves: the
@@ -18,7 +18,7 @@ import numpy as np
 
 from inference import korean
 from inference.heads import ARTIFACTS
-from inference.training import korean as ko_train
+from training import korean as ko_train
 
 __all__ = ["korean_section", "main"]
 

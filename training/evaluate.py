@@ -1,6 +1,6 @@
 """`make eval`: score each local task on labelled data its model never saw, and write docs/EVALUATION.md.
 
-python -m inference.training.evaluate [--out docs/EVALUATION.md] [--limit N]
+python -m training.evaluate [--out docs/EVALUATION.md] [--limit N]
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from common.schemas import RawArticle
-from inference.training import data
+from training import data
 
 __all__ = ["accuracy", "macro_f1", "main", "per_class", "per_class_table"]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 THROUGHPUT_ARTICLES = 200
 
 
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="cap each data set (quick runs)")
     args = parser.parse_args(argv)
     data.fetch()
-    from inference.training import eval_en, eval_entities, eval_keywords, eval_korean
+    from training import eval_en, eval_entities, eval_keywords, eval_korean
 
     started = time.perf_counter()
     sections = [
@@ -138,12 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = [
         "# Evaluation of the local models",
         "",
-        f"Written by `make eval` (`python -m inference.training.evaluate`) on {datetime.now(UTC):%Y-%m-%d}, "
+        f"Written by `make eval` (`python -m training.evaluate`) on {datetime.now(UTC):%Y-%m-%d}, "
         f"{platform.machine()}, Python {platform.python_version()}; {time.perf_counter() - started:.0f} s. "
         "Every figure comes from data the scored model was not trained or tuned on; each section says which and "
         "where it comes from. The data are read from the packages they ship in (see DESIGN.md), downloaded to "
         "`~/.cache/news-suite/data` (`NEWS_SUITE_DATA`), never committed. Training: `make train` "
-        "(`inference/training/train.py`); each head's recipe is in `inference/artifacts/<head>.json`.",
+        "(`training/train.py`); each head's recipe is in `inference/artifacts/<head>.json`.",
         "",
         f"Rough throughput of the standard tier, whole engine ({processes} processes), {THROUGHPUT_ARTICLES} real "
         f"articles (title + full text) in one batch on this {os.cpu_count()}-core machine, 1-minute load average "

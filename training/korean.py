@@ -1,6 +1,6 @@
 """Train the Korean review-polarity model (`sentiment_ko_nb`) and load the hand-built Korean news check set.
 
-    python -m inference.training.korean            # trains, prints held-out accuracy beside the baseline
+    python -m training.korean            # trains, prints held-out accuracy beside the baseline
 
 Data: NSMC movie reviews (CC0), repo copy `data/ko/nsmc_sentiment_train.tsv` (falls back to
 `../shared/data/ko_sentiment_train.tsv`). The evaluation split is `data.in_eval_split(text, 20)`, the same 20%
@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from inference import korean
 from inference.heads import ARTIFACTS, char_ngrams
-from inference.training import data
+from training import data
 
 __all__ = [
     "CHECK_SET",
@@ -44,7 +44,7 @@ __all__ = [
     "train_sentiment_ko",
 ]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 NSMC_REPO_COPY = REPO / "data" / "ko" / "nsmc_sentiment_train.tsv"
 CHECK_SET = Path(__file__).parent / "checks" / "ko_news.tsv"
 EVAL_PERCENT = 20  # same held-out 20% as train.EVAL_PERCENT["nsmc"]
@@ -211,7 +211,7 @@ def train_sentiment_ko(settings: NbLrSettings = SHIPPED) -> None:
         "rows": len(rows),
         "held_out": f"{EVAL_PERCENT}% by crc32(text) (data.in_eval_split), never read here",
         "selection": f"settings chosen on dev rows crc32 % 100 in [{EVAL_PERCENT}, {DEV_PERCENT}) "
-        "(python -m inference.training.korean --select; with feature version 1, same n-grams hashed by crc32): "
+        "(python -m training.korean --select; with feature version 1, same n-grams hashed by crc32): "
         "120 epochs 0.861, 60 0.860, 30 0.857; char 1-5 0.862, + morpheme trigrams 0.862, + eojeol 0.860, "
         "alpha 0.5/2 0.860/0.862, no length normalisation 0.852, averaged with the char TF-IDF model 0.857",
     }

@@ -11,7 +11,7 @@ width 64, about half the cost) with CoNLL's four types on:
   PRODUCT, LAW, WORK_OF_ART, LANGUAGE -> MISC), spans that fail `is_junk` and the Title Case headline left as
   missing annotation (not "no entity"), and the articles held out for the junk evaluation excluded.
 
-`python -m inference.training.ner train` writes the model and its card; `python -m inference.training.ner aliases`
+`python -m training.ner train` writes the model and its card; `python -m training.ner aliases`
 writes `inference/resources/entity_aliases.tsv` (hand-curated rows + surnames mined from NewsArticles). Both are
 deterministic for the same inputs (fixed seed, fixed ordering). `train` stops after 3,000 updates (about 1.3
 epochs, ~6 min of CPU on one core of the 2-core machine): the committed model is the best CoNLL-valid checkpoint of
@@ -35,7 +35,7 @@ from typing import Any
 
 from inference import entities
 from inference.features import article_text
-from inference.training import data
+from training import data
 
 __all__ = [
     "EVAL_PERCENT",
@@ -285,7 +285,7 @@ def train(output: Path = entities.MODEL_DIR, silver: int = SILVER_LIMIT, export_
     card = {
         "name": "ner_en",
         "what": "spaCy NER (MultiHashEmbed + 3x64 CNN, transition-based), types PER/ORG/LOC/MISC",
-        "trained_by": "python -m inference.training.ner train",
+        "trained_by": "python -m training.ner train",
         "training_data": {
             "conll2003_train_sentences": n_train,
             "newsarticles_silver_leads": n_silver,

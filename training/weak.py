@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from inference.features import article_text, event_hits, tokens, vader_scores
-from inference.training import data
+from training import data
 
 __all__ = [
     "TOPIC_KEYWORDS",

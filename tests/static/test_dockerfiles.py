@@ -77,3 +77,24 @@ def test_images_carry_the_packages_make_installs_without_dependencies(fragment: 
         text = (ROOT / image).read_text()
         for pin in pins:
             assert pin in text, f"{image} lacks {pin}, which {fragment} installs with --no-deps"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_runtime_image_carries_no_training_code(dockerfile: Path) -> None:
+    """training/ (make train, make eval, the encoder build) is not needed to serve: only a builder stage copies it,
+    and only to run the module it copies; the final stage runs nothing from it."""
+    text = dockerfile.read_text()
+    final = text[text.rindex("\nFROM ") :]
+    copies = re.findall(r"^COPY\s+(.+)$", final, re.M)
+    assert not [c for c in copies if re.search(r"(^|\s|/)training(/|\s|$)", c)], f"{dockerfile.name}: {copies}"
+    assert "training." not in final, "the final stage must not run anything from training/"
+    for copy in copies:
+        if copy.startswith("--from="):
+            continue  # built in an earlier stage, not a folder of the checkout
+        sources = [s for s in copy.split()[:-1] if not s.startswith("--")]
+        for source in sources:
+            assert not (ROOT / source / "training").exists(), f"{dockerfile.name}: {source} carries training code"
+    builders = text[: text.rindex("\nFROM ")]
+    if "-m training." in builders:
+        assert re.search(r"^COPY training/ training/$", builders, re.M), "the builder runs training/ without copying it"
+    assert "inference.training" not in text, "inference.training moved to the top-level training package"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from inference.heads import LinearHead, char_ngrams, fit_softmax
-from inference.training.data import in_eval_split, url_section_label
-from inference.training.evaluate import accuracy, macro_f1
+from training.data import in_eval_split, url_section_label
+from training.evaluate import accuracy, macro_f1
 
 pytestmark = pytest.mark.unit
 
