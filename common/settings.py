@@ -2,10 +2,15 @@
 
 `KAFKA__BOOTSTRAP_SERVERS=host:9092`, `REDIS__URL=redis://...`, `API_TOKEN=...` and so on;
 services subclass `ServiceSettings` with a section of their own (see each `*/settings.py`).
+
+Secrets are `SecretStr | None` (None: not configured) in any section at any depth; outside local/test every one
+that is set must be real (`secret_placeholders`), so a new secret is guarded by being declared, not by a check
+written beside it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -13,9 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.errors import ConfigError
 
-__all__ = ["KafkaSettings", "RedisSettings", "ServiceSettings", "TopicNames"]
+__all__ = ["PLACEHOLDERS", "KafkaSettings", "RedisSettings", "ServiceSettings", "TopicNames", "secret_placeholders"]
 
-_PLACEHOLDERS = frozenset({"", "changeme", "change-me", "placeholder", "secret", "your-key-here", "xxx"})
+# Values that stand in for a secret in templates and defaults (compared stripped and lower-cased).
+PLACEHOLDERS = frozenset({"", "changeme", "change-me", "not-set", "placeholder", "secret", "your-key-here", "xxx"})
 
 
 class TopicNames(BaseModel):
@@ -76,7 +82,30 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
-        if self.environment in {"staging", "production"} and self.api_token is not None:
-            if self.api_token.get_secret_value().strip().lower() in _PLACEHOLDERS:
-                raise ConfigError("API_TOKEN is a placeholder; set a real token outside local/test")
+        if self.environment in {"staging", "production"}:
+            names = secret_placeholders(self)
+            if names:
+                raise ConfigError(
+                    f"{', '.join(names)}: placeholder secret outside local/test; set a real value or leave it unset"
+                )
         return self
+
+
+def _secrets(value: object, env: str) -> Iterator[tuple[str, SecretStr]]:
+    """(environment name, secret) of every `SecretStr` in `value`: fields, dict values and list items, any depth."""
+    if isinstance(value, SecretStr):
+        yield env, value
+    elif isinstance(value, BaseModel):
+        for name, item in value:
+            yield from _secrets(item, f"{env}__{name}".upper() if env else name.upper())
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _secrets(item, f"{env}__{key}".upper())
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _secrets(item, f"{env}[{i}]")
+
+
+def secret_placeholders(settings: BaseModel) -> list[str]:
+    """Environment names of the secrets in `settings` (every section, any depth) set to a placeholder."""
+    return [env for env, value in _secrets(settings, "") if value.get_secret_value().strip().lower() in PLACEHOLDERS]

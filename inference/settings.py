@@ -1,12 +1,18 @@
-"""Settings of the inference engine and service: `INFERENCE__TIER=fast`, `INFERENCE__PROVIDERS__SUMMARY=openai`..."""
+"""Settings of the inference engine and service: `INFERENCE__TIER=fast`, `INFERENCE__PROVIDERS__SUMMARY=openai`...
+
+A provider's credential is None until set (the provider is not configured); selecting a provider without its
+credential is refused here, in every environment, rather than failing on the first request. A credential that is
+set to a placeholder is refused outside local/test by `common.settings` like every other secret.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
+from common.errors import ConfigError
 from common.settings import ServiceSettings
 
 __all__ = [
@@ -28,22 +34,35 @@ class OpenAISettings(BaseModel):
     """Any OpenAI-compatible server: api.openai.com, vLLM, Ollama, llama.cpp (set `base_url`)."""
 
     base_url: str = "https://api.openai.com/v1"
-    api_key: SecretStr = SecretStr("not-set")
+    # INFERENCE__OPENAI__API_KEY; a server that takes no key (Ollama, a local vLLM) accepts any value.
+    api_key: SecretStr | None = None
     model: str = "gpt-4o-mini"
     timeout_s: float = Field(default=20.0, gt=0)
     max_tokens: int = Field(default=300, ge=16)
     temperature: float = Field(default=0.0, ge=0, le=2)
+
+    def api_key_value(self) -> str:
+        """The key to send; `EngineSettings` refuses to select this provider without one."""
+        if self.api_key is None:
+            raise ConfigError("INFERENCE__OPENAI__API_KEY is not set")
+        return self.api_key.get_secret_value()
 
 
 class HuggingFaceSettings(BaseModel):
     """The Hugging Face Inference API (serverless or a dedicated endpoint at `base_url`)."""
 
     base_url: str = "https://api-inference.huggingface.co"
-    token: SecretStr = SecretStr("not-set")
+    token: SecretStr | None = None  # INFERENCE__HUGGINGFACE__TOKEN
     sentiment_model: str = "cardiffnlp/twitter-roberta-base-sentiment-latest"
     category_model: str = "facebook/bart-large-mnli"
     summary_model: str = "sshleifer/distilbart-cnn-12-6"
     timeout_s: float = Field(default=20.0, gt=0)
+
+    def token_value(self) -> str:
+        """The token to send; `EngineSettings` refuses to select this provider without one."""
+        if self.token is None:
+            raise ConfigError("INFERENCE__HUGGINGFACE__TOKEN is not set")
+        return self.token.get_secret_value()
 
 
 class ResilienceSettings(BaseModel):
@@ -84,6 +103,16 @@ class EngineSettings(BaseModel):
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     huggingface: HuggingFaceSettings = Field(default_factory=HuggingFaceSettings)
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
+
+    @model_validator(mode="after")
+    def _selected_providers_have_credentials(self) -> EngineSettings:
+        credentials = {"openai": self.openai.api_key, "huggingface": self.huggingface.token}
+        variables = {"openai": "INFERENCE__OPENAI__API_KEY", "huggingface": "INFERENCE__HUGGINGFACE__TOKEN"}
+        for name in sorted(set(self.providers.values()) - {"local"}):
+            if credentials[name] is None:
+                tasks = ", ".join(sorted(t for t, p in self.providers.items() if p == name))
+                raise ConfigError(f"INFERENCE__PROVIDERS selects {name} for {tasks} but {variables[name]} is not set")
+        return self
 
     def provider_for(self, task: str) -> ProviderName:
         return self.providers.get(task, "local")

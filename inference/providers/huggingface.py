@@ -39,7 +39,7 @@ class HuggingFaceProvider:
         self._settings = settings
         self._client = httpx.AsyncClient(
             base_url=settings.base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {settings.token.get_secret_value()}"},
+            headers={"Authorization": f"Bearer {settings.token_value()}"},
             timeout=settings.timeout_s,
         )
 

@@ -66,7 +66,7 @@ class OpenAIProvider:
         # Retries belong to our policy (tenacity, breaker), not to the SDK's own loop.
         self._client = openai.AsyncOpenAI(
             base_url=settings.base_url,
-            api_key=settings.api_key.get_secret_value(),
+            api_key=settings.api_key_value(),
             max_retries=0,
             timeout=settings.timeout_s,
         )
