@@ -25,8 +25,6 @@ Scripts name keys they derive from `ix:{id}` at run time: this needs a single Re
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -46,6 +44,7 @@ from common.errors import StoreError
 from common.schemas import STORED, AnalyzedArticle, Sentiment
 
 __all__ = [
+    "CURSOR_PATTERNS",
     "FILTER_FIELDS",
     "ArticleFilters",
     "ArticleStore",
@@ -61,7 +60,10 @@ Order = Literal["recent", "top"]
 FILTER_FIELDS: tuple[str, ...] = ("sentiment", "source", "category", "language", "entity")
 _SWEEP_GRACE_S = 24 * 3600
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SCORE = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?(e[+-]?[0-9]{1,3})?")
+_SCORE = r"-?[0-9]{1,20}(\.[0-9]{1,20})?(e-?[0-9]{1,3})?"
+# A paging cursor is `<r|t>_<score>_<id>`: readable, safe in a URL as it is, and exactly described by its
+# pattern (the API declares it, so any string of this shape is a cursor the list accepts).
+CURSOR_PATTERNS: dict[Order, str] = {o: f"^{o[0]}_{_SCORE}_[0-9a-f]{{32}}$" for o in ("recent", "top")}
 
 
 class PutResult(IntEnum):
@@ -268,22 +270,17 @@ def _fingerprint(article: AnalyzedArticle) -> str:
 
 
 def _encode_cursor(order: Order, score: str, article_id: str) -> str:
-    raw = f"{order[0]}|{score}|{article_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    # Python's repr round-trips the double exactly; "e+" would read as a space in an unencoded query.
+    return f"{order[0]}_{float(score)!r}_{article_id}".replace("e+", "e")
 
 
 def _decode_cursor(order: Order, cursor: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        kind, score, article_id = raw.split("|")
-    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
-        raise InvalidCursor("not a cursor returned by this API") from exc
-    if kind != order[0]:
-        raise InvalidCursor(f"this cursor pages another list, not /news/{order}")
-    if not _SCORE.fullmatch(score):
+    if not re.fullmatch(CURSOR_PATTERNS[order], cursor):
+        other: Order = "top" if order == "recent" else "recent"
+        if re.fullmatch(CURSOR_PATTERNS[other], cursor):
+            raise InvalidCursor(f"this cursor pages another list, not /news/{order}")
         raise InvalidCursor("not a cursor returned by this API")
-    if len(article_id) != 32 or any(c not in "0123456789abcdef" for c in article_id):
-        raise InvalidCursor("not a cursor returned by this API")
+    _, score, article_id = cursor.split("_")
     return score, article_id
 
 

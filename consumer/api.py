@@ -1,28 +1,43 @@
-"""Consumer routes: articles (recent, top, by id), statistics, the live WebSocket, health and metrics.
+"""The consumer's REST routes: articles (recent, top, by id) and statistics, plus the open ops routes.
 
-`router` serves data and is mounted behind the optional bearer token; `ops` (health, readiness,
-metrics) stays open for probes and Prometheus; `/ws` checks its own token (`?token=`).
+`router` serves data and is mounted behind the optional bearer token; `ops` (health, readiness, metrics)
+stays open for probes and Prometheus. The live WebSocket is `consumer.ws`.
+
+The OpenAPI document is the contract: every parameter's constraint is declared where it is validated (a
+pattern, a range, an enum), so any value the document allows is accepted, and every status a route can
+answer is listed with its body.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, WebSocket
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from common.schemas import AnalyzedArticle, Sentiment
-from common.stats import SENTIMENT_WINDOW_S, SentimentBucket, TrendsSnapshot
-from common.store import ArticleFilters, ArticleStore, InvalidCursor, Order, StoredEvent, stream_id
-from common.webapp import ops_router, websocket_authorized
-from consumer.deps import SettingsDep, StatsDep, StoreDep
-from consumer.ws import Hub, filters_error
+from common.stats import SentimentBucket, TrendsSnapshot
+from common.store import CURSOR_PATTERNS, ArticleFilters, ArticleStore, InvalidCursor, Order
+from common.webapp import ops_router
+from consumer.deps import StatsDep, StoreDep
 
-__all__ = ["ops", "router", "ws_router"]
+__all__ = [
+    "BUCKET_PATTERN",
+    "NEXT_CURSOR_HEADER",
+    "UNAUTHORIZED",
+    "WINDOW_PATTERN",
+    "ErrorBody",
+    "SentimentStats",
+    "Status",
+    "UnavailableBody",
+    "ops",
+    "router",
+    "seconds",
+]
 
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
 
@@ -33,8 +48,6 @@ async def _readiness(request: Request) -> dict[str, bool]:
 
 
 ops = ops_router(lambda r: r.app.state.registry, _readiness)
-router = APIRouter()
-ws_router = APIRouter()
 
 
 # --- models -------------------------------------------------------------------------------------
@@ -51,6 +64,13 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+class UnavailableBody(BaseModel):
+    """What a 503 says: the store (Redis) did not answer; try again."""
+
+    detail: str
+    error: str = Field(description="the error's class, e.g. StoreError")
+
+
 class SentimentStats(BaseModel):
     since: datetime
     until: datetime
@@ -59,17 +79,82 @@ class SentimentStats(BaseModel):
     buckets: list[SentimentBucket] = Field(description="buckets that hold data, oldest first")
 
 
-# --- parameters ---------------------------------------------------------------------------------
+# Listed on every data route (main.py adds 401 when a token is set).
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorBody,
+        "description": "missing or wrong bearer token",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}},
+    }
+}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": UnavailableBody, "description": "the store (Redis) did not answer; try again"}
+}
 
-Limit = Annotated[int, Query(ge=1, le=200, description="how many articles (1-200)")]
-ArticleId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the article's id (32 hex characters)")]
-_FilterText = Query(min_length=1, max_length=200)
-_DURATION = r"^[0-9]{1,7}[smhd]?$"
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+# --- query text must be UTF-8 -------------------------------------------------------------------
 
 
 def _query_error(name: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": message, "input": None}])
+
+
+def _utf8_query(request: Request) -> None:
+    """Refuse a query whose percent-escapes are not UTF-8 (an unpaired UTF-16 surrogate, say), naming the
+    parameter: Starlette would turn them into U+FFFD and answer as if that had been asked."""
+    raw: bytes = request.scope.get("query_string", b"")
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1"):
+        for text in (name, value):
+            try:
+                text.encode("latin-1").decode("utf-8")
+            except UnicodeDecodeError:
+                shown = name.encode("latin-1").decode("utf-8", "replace")[:40]
+                raise _query_error(shown, "not UTF-8 text (an unpaired surrogate or a stray byte)") from None
+
+
+router = APIRouter()
+_UTF8 = [Depends(_utf8_query)]  # on every route that reads the query
+
+
+# --- parameters ---------------------------------------------------------------------------------
+
+Limit = Annotated[int, Query(ge=1, le=200, description="how many articles (1-200)")]
+ArticleId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the article's id (32 hex characters)")]
+# Filter text must hold something besides whitespace (it is stripped). \x1c-\x1f spelt out: Python's `\s`
+# counts them as whitespace and Rust's (pydantic's) does not, and the document must mean one thing.
+_FilterText = Query(min_length=1, max_length=200, pattern=r"[^\s\x1c-\x1f]")
+
+# Durations, exactly as accepted: a pattern says the unit and the range, so nothing the document allows
+# is refused. Seconds (bare or `s`) 1-2678400, minutes 1-44640, hours 1-744, days 1-31: at most 31 days.
+WINDOW_PATTERN = (
+    r"^(?:(?:[1-9][0-9]{0,5}|1[0-9]{6}|2[0-5][0-9]{5}|26[0-6][0-9]{4}|267[0-7][0-9]{3}|2678[0-3][0-9]{2}|2678400)s?"
+    r"|(?:[1-9][0-9]{0,3}|[1-3][0-9]{4}|4[0-3][0-9]{3}|44[0-5][0-9]{2}|446[0-3][0-9]|44640)m"
+    r"|(?:[1-9][0-9]?|[1-6][0-9]{2}|7[0-3][0-9]|74[0-4])h"
+    r"|(?:[1-9]|[12][0-9]|3[01])d)$"
+)
+# Bucket widths: a positive multiple of 5 minutes up to 7 days: 5m-10080m in steps of 5, 1h-168h, 1d-7d.
+BUCKET_PATTERN = (
+    r"^(?:(?:5|[1-9][0-9]{0,2}[05]|100[0-7][05]|10080)m"
+    r"|(?:[1-9]|[1-9][0-9]|1[0-5][0-9]|16[0-8])h"
+    r"|[1-7]d)$"
+)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(duration: str) -> int:
+    """`90s`, `300`, `5m`, `1h`, `7d` in seconds (the route's pattern has checked the shape and range)."""
+    unit = duration[-1] if duration[-1] in _UNITS else "s"
+    return int(duration.rstrip("smhd")) * _UNITS[unit]
+
+
+def _iso_only(value: Any) -> Any:
+    # Pydantic would also take a number of seconds ("0.5") as a date-time; the document says ISO 8601.
+    if isinstance(value, str) and not re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}", value):
+        raise ValueError("an ISO 8601 date-time such as 2024-05-01T12:00:00Z (no zone means UTC)")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def article_filters(
@@ -89,20 +174,16 @@ def article_filters(
 
 FiltersDep = Annotated[ArticleFilters, Depends(article_filters)]
 Since = Annotated[
-    datetime | None,
+    IsoDateTime | None,
     Query(description="only articles published at or after this time (ISO 8601; no zone means UTC)"),
 ]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=200, description=f"continue after the page that returned this value in `{NEXT_CURSOR_HEADER}`"),
-]
 
 
-def _seconds(name: str, value: str) -> int:
-    if not re.fullmatch(_DURATION, value):
-        raise _query_error(name, "a duration such as 300, 90s, 5m, 1h or 7d")
-    unit = value[-1] if value[-1] in _UNITS else "s"
-    return int(value.rstrip("smhd")) * _UNITS[unit]
+def _cursor(order: Order) -> Any:
+    return Query(
+        pattern=CURSOR_PATTERNS[order],
+        description=f"continue after the page that returned this value in `{NEXT_CURSOR_HEADER}`",
+    )
 
 
 def _aware(value: datetime) -> datetime:
@@ -111,19 +192,22 @@ def _aware(value: datetime) -> datetime:
 
 # --- articles -----------------------------------------------------------------------------------
 
-_PAGED: dict[int | str, dict[str, Any]] = {
-    200: {
-        "headers": {
-            NEXT_CURSOR_HEADER: {
-                "description": "pass as `cursor` for the next page; absent on the last page",
-                "schema": {"type": "string"},
+
+def _paged(order: Order) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "headers": {
+                NEXT_CURSOR_HEADER: {
+                    "description": "pass as `cursor` for the next page; absent on the last page",
+                    "schema": {"type": "string", "pattern": CURSOR_PATTERNS[order]},
+                }
             }
-        }
+        },
+        **_UNAVAILABLE,
     }
-}
 
 
-@router.get("/", response_model=Status, tags=["status"])
+@router.get("/", response_model=Status, responses=_UNAVAILABLE, tags=["status"])
 async def status(request: Request, store: StoreDep) -> Status:
     return Status(stored=await store.count(), websocket_clients=len(request.app.state.hub))
 
@@ -138,7 +222,7 @@ async def _page(
 ) -> Response:
     try:
         page = await store.query(order, limit, filters=filters, since=since, cursor=cursor)
-    except InvalidCursor as exc:
+    except InvalidCursor as exc:  # the pattern admits only cursors of this list; kept as a safety net
         raise _query_error("cursor", str(exc)) from exc
     headers = {} if page.next_cursor is None else {NEXT_CURSOR_HEADER: page.next_cursor}
     # The records were validated when stored: send their JSON as it is instead of building models
@@ -150,25 +234,33 @@ def _json(body: str, headers: dict[str, str] | None = None) -> Response:
     return Response(body.encode("utf-8"), media_type="application/json", headers=headers)
 
 
-@router.get("/news/recent", response_model=list[AnalyzedArticle], responses=_PAGED, tags=["articles"])
+@router.get(
+    "/news/recent",
+    response_model=list[AnalyzedArticle],
+    responses=_paged("recent"),
+    tags=["articles"],
+    dependencies=_UTF8,
+)
 async def recent(
     store: StoreDep,
     filters: FiltersDep,
     limit: Limit = 20,
     since: Since = None,
-    cursor: Cursor = None,
+    cursor: Annotated[str | None, _cursor("recent")] = None,
 ) -> Response:
     """Newest first (by publication time), filtered; page on with `cursor`."""
     return await _page(store, "recent", limit, filters, since, cursor)
 
 
-@router.get("/news/top", response_model=list[AnalyzedArticle], responses=_PAGED, tags=["articles"])
+@router.get(
+    "/news/top", response_model=list[AnalyzedArticle], responses=_paged("top"), tags=["articles"], dependencies=_UTF8
+)
 async def top(
     store: StoreDep,
     filters: FiltersDep,
     limit: Limit = 10,
     since: Since = None,
-    cursor: Cursor = None,
+    cursor: Annotated[str | None, _cursor("top")] = None,
 ) -> Response:
     """Most important first (importance_score), filtered; page on with `cursor`."""
     return await _page(store, "top", limit, filters, since, cursor)
@@ -177,7 +269,10 @@ async def top(
 @router.get(
     "/news/{article_id}",
     response_model=AnalyzedArticle,
-    responses={404: {"model": ErrorBody, "description": "no article with this id (unknown or expired)"}},
+    responses={
+        404: {"model": ErrorBody, "description": "no article with this id (unknown or expired)"},
+        **_UNAVAILABLE,
+    },
     tags=["articles"],
 )
 async def get_article(article_id: ArticleId, store: StoreDep) -> Response:
@@ -189,34 +284,50 @@ async def get_article(article_id: ArticleId, store: StoreDep) -> Response:
 
 # --- statistics (written by the stream worker's windowed tables) ---------------------------------
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
-@router.get("/stats/sentiment", response_model=SentimentStats, tags=["statistics"])
+
+@router.get(
+    "/stats/sentiment", response_model=SentimentStats, responses=_UNAVAILABLE, tags=["statistics"], dependencies=_UTF8
+)
 async def sentiment_stats(
     stats: StatsDep,
-    bucket: Annotated[str, Query(pattern=_DURATION, description="bucket width, a multiple of 5m (5m, 1h, 1d)")] = "5m",
-    window: Annotated[str, Query(pattern=_DURATION, description="how far back when `since` is absent")] = "24h",
-    since: Annotated[datetime | None, Query(description="start (ISO 8601); default: `until` - `window`")] = None,
-    until: Annotated[datetime | None, Query(description="end, exclusive (ISO 8601); default: now")] = None,
+    bucket: Annotated[
+        str,
+        Query(
+            pattern=BUCKET_PATTERN,
+            description="bucket width, a multiple of 5 minutes up to 7 days: 5m, 10m ... 10080m, 1h ... 168h, 1d ... "
+            "7d",
+        ),
+    ] = "5m",
+    window: Annotated[
+        str,
+        Query(
+            pattern=WINDOW_PATTERN,
+            description="how far back when `since` is absent, up to 31 days: seconds (`90`, `90s`), `m`, `h` or `d`",
+        ),
+    ] = "24h",
+    since: Annotated[IsoDateTime | None, Query(description="start (ISO 8601); default: `until` - `window`")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="end, exclusive (ISO 8601); default: now")] = None,
     source: Annotated[str | None, _FilterText, Query(description="one source; absent: every source summed")] = None,
     by_source: Annotated[bool, Query(description="one bucket per source and time instead of the sum")] = False,
 ) -> SentimentStats:
     """Counts per sentiment and mean score per time bucket (by analysis time), for one source if asked."""
-    size = _seconds("bucket", bucket)
-    if not size or size % SENTIMENT_WINDOW_S or size > 7 * 86400:
-        raise _query_error("bucket", f"a positive multiple of {SENTIMENT_WINDOW_S // 60}m, at most 7d")
-    span = _seconds("window", window)
-    if not 0 < span <= 31 * 86400:
-        raise _query_error("window", "between 1s and 31d")
-    try:
-        end = _aware(until) if until is not None else datetime.now(UTC)
-        start = _aware(since) if since is not None else end - timedelta(seconds=span)
-    except OverflowError as exc:
-        raise _query_error("window", "reaches outside the calendar") from exc
+    size = seconds(bucket)
+    end = _aware(until) if until is not None else datetime.now(UTC)
+    if since is not None:
+        start = _aware(since)
+    else:
+        try:
+            start = end - timedelta(seconds=seconds(window))
+        except OverflowError:  # the window reaches back before year 1: it starts there
+            start = _EARLIEST
+    source = source.strip() if source is not None else None
     buckets = await stats.sentiment(start, end, source=source, bucket=size, by_source=by_source) if start < end else []
     return SentimentStats(since=start, until=end, bucket_seconds=size, source=source, buckets=buckets)
 
 
-@router.get("/trends", response_model=TrendsSnapshot, tags=["statistics"])
+@router.get("/trends", response_model=TrendsSnapshot, responses=_UNAVAILABLE, tags=["statistics"], dependencies=_UTF8)
 async def trends(
     stats: StatsDep,
     window: Annotated[Literal["15m"], Query(description="window length (the worker publishes 15m windows)")] = "15m",
@@ -224,89 +335,3 @@ async def trends(
 ) -> TrendsSnapshot:
     """Most frequent keywords and entities of articles analysed in the window that ends now."""
     return await stats.trends(window_minutes=int(window[:-1]), limit=limit)
-
-
-# --- live ---------------------------------------------------------------------------------------
-
-
-def _message(kind: str, events: list[StoredEvent] | list[str], **extra: object) -> str:
-    """`events` are stream entries or stored JSON: either way the article is sent as it was stored."""
-    data = ",".join(e.json if isinstance(e, StoredEvent) else e for e in events)
-    tail = "".join(f",{json.dumps(k)}:{json.dumps(v)}" for k, v in extra.items())
-    return f'{{"type":"{kind}","data":[{data}]{tail}}}'
-
-
-@ws_router.websocket("/ws")
-async def live(ws: WebSocket, settings: SettingsDep) -> None:
-    """See README "WebSocket": `initial_data`, then `new_analysis` per stored article; `?since=` resumes."""
-    if not await websocket_authorized(ws, settings.api_token):
-        return
-    await ws.accept()
-    state = ws.app.state
-    store: ArticleStore = state.store
-    hub: Hub = state.hub
-    errors: list[str] = []
-    try:
-        filters = ArticleFilters.model_validate(
-            {k: v for k, v in ws.query_params.items() if k in ArticleFilters.model_fields}
-        )
-    except ValidationError as exc:
-        errors.append(f"filters ignored: {filters_error(exc)}")
-        filters = ArticleFilters()
-    since = ws.query_params.get("since")
-    if since is not None:
-        try:
-            stream_id(since)
-        except ValueError:
-            errors.append(f"since: {since[:40]!r} is not a cursor from this server; sending current data")
-            since = None
-    client = hub.register(ws, filters)
-    try:
-        for error in errors:
-            await client.send(json.dumps({"type": "error", "message": error}))
-        head = await store.last_cursor()
-        client.after = stream_id(head)
-        if since is None:
-            snapshot = await _snapshot(store, filters, settings.consumer.initial_data_limit)
-            if "since" in ws.query_params:  # asked to resume with a bad cursor: say it did not
-                initial = _message("initial_data", snapshot, cursor=head, resumed=False)
-            else:  # the seed's shape exactly
-                initial = _message("initial_data", snapshot)
-        else:
-            missed = await _missed(store, since, head, filters, settings.consumer.resume_max)
-            if missed is None:
-                snapshot = await _snapshot(store, filters, settings.consumer.initial_data_limit)
-                initial = _message("initial_data", snapshot, cursor=head, resumed=False)
-            else:
-                initial = _message("initial_data", missed, cursor=head, resumed=True)
-    except BaseException:
-        hub.unregister(client)
-        raise
-    await hub.serve(client, initial)
-
-
-async def _snapshot(store: ArticleStore, filters: ArticleFilters, limit: int) -> list[str]:
-    return (await store.query("recent", limit, filters=filters)).raw if limit else []
-
-
-async def _missed(
-    store: ArticleStore, since: str, head: str, filters: ArticleFilters, most: int
-) -> list[StoredEvent] | None:
-    """Every matching article stored after `since` up to `head`, newest first; None if that cannot be exact."""
-    if not await store.can_resume(since):
-        return None
-    end = stream_id(head)
-    found: dict[str, StoredEvent] = {}
-    position = since
-    while stream_id(position) < end:
-        reached, events = await store.events_after(position, count=500)
-        if reached == position:
-            break
-        position = reached
-        for event in events:
-            if stream_id(event.cursor) <= end and filters.matches(event.article):
-                found.pop(event.article.id, None)
-                found[event.article.id] = event
-        if len(found) > most:
-            return None
-    return list(reversed(found.values()))

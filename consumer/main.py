@@ -1,68 +1,51 @@
-"""Consumer service (port 8002): the app, its lifespan, and the background ingest and fan-out tasks."""
+"""Consumer service (port 8002): the composition root. Opens Redis and Kafka, builds the store, hub and
+ingest, starts the background tasks (ingest, fan-out, sweep) and closes all of it, in reverse order, when
+the app stops or when start-up fails half-way.
+
+    python -m uvicorn consumer.main:app --port 8002
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from common.errors import StoreError
-from common.kafka import ensure_topics, make_producer, wait_for_kafka
+from common.kafka import open_consumer, open_producer
 from common.metrics import ConsumerMetrics
-from common.redis_client import make_redis
+from common.redis_client import open_redis
 from common.stats import StatsStore
 from common.store import ArticleStore
 from common.topics import Topics
 from common.webapp import bearer_auth, configure_logging, install_error_handlers
-from consumer.api import NEXT_CURSOR_HEADER, ops, router, ws_router
-from consumer.service import Ingestor
+from consumer.api import NEXT_CURSOR_HEADER, UNAUTHORIZED, ops, router
+from consumer.ingest import Ingestor
+from consumer.live import fan_out, sweep
 from consumer.settings import ConsumerSettings, get_settings
-from consumer.ws import Hub
+from consumer.ws import Hub, ws_router
 
 __all__ = ["app", "create_app"]
 
 log = logging.getLogger(__name__)
 
 
-async def _fan_out(store: ArticleStore, hub: Hub) -> None:
-    """Relay the store's event stream to this replica's WebSocket clients (every replica sees every article).
+def _start(stack: AsyncExitStack, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+    """Run `coroutine` as a task that `stack` cancels (and waits for) on the way out."""
+    task = asyncio.create_task(coroutine, name=name)
 
-    A stream rather than pub/sub: a replica that loses Redis for a moment picks up where it was, and
-    the same stream lets a reconnecting client resume from its cursor (see api.live)."""
-    delay = 0.5
-    position: str | None = None
-    while True:
-        try:
-            if position is None:
-                position = await store.last_cursor()
-                hub.advance(position)
-            position, events = await store.read_events(position, block_ms=5_000)
-            for event in events:
-                hub.broadcast(event)
-            hub.advance(position)
-            delay = 0.5
-        except StoreError as exc:
-            log.warning("event stream unreadable (%s); retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
-
-async def _sweep(store: ArticleStore, interval: float) -> None:
-    """Take expired articles out of every index (reads skip them anyway; this keeps the indexes small)."""
-    while True:
-        try:
-            while await store.sweep() >= 1_000:
-                pass
-        except StoreError as exc:
-            log.warning("sweep failed (%s)", exc)
-        await asyncio.sleep(interval)
+    stack.push_async_callback(stop)
 
 
 def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -73,49 +56,46 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        topics = settings.kafka.topics
-        redis = make_redis(settings.redis)
-        store = ArticleStore(
-            redis,
-            prefix=settings.redis.key_prefix,
-            ttl_seconds=settings.redis.ttl_seconds,
-            stream_maxlen=settings.consumer.stream_maxlen,
-        )
-        stats = StatsStore(redis, prefix=settings.redis.key_prefix, ttl_seconds=settings.redis.ttl_seconds)
-        await wait_for_kafka(settings.kafka)
-        await ensure_topics(settings.kafka, [topics.analyzed_topic, topics.dlq_topic])
-        consumer = AIOKafkaConsumer(
-            topics.analyzed_topic,
-            bootstrap_servers=settings.kafka.bootstrap_servers,
-            group_id=settings.consumer.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=settings.consumer.max_poll_records,
-        )
-        dlq = make_producer(settings.kafka, client_id="news-consumer-dlq")
-        await consumer.start()
-        await dlq.start()
-        hub = Hub(metrics, queue_size=settings.consumer.ws_queue_size, ping_interval=settings.consumer.ws_ping_interval)
-        ingestor = Ingestor(
-            consumer, dlq, Topics.of(topics), store, metrics, max_records=settings.consumer.max_poll_records
-        )
-        app.state.store, app.state.stats, app.state.hub, app.state.ingestor = store, stats, hub, ingestor
-        tasks = [
-            asyncio.create_task(ingestor.run(), name="ingest"),
-            asyncio.create_task(_fan_out(store, hub), name="fan-out"),
-            asyncio.create_task(_sweep(store, settings.consumer.sweep_interval), name="sweep"),
-        ]
-        try:
+        config = settings.consumer
+        topics = Topics.of(settings.kafka.topics)
+        async with AsyncExitStack() as stack:
+            # Redis is not waited for: the service comes up and reports not-ready (/readyz) until it answers,
+            # and the ingest holds its batch meanwhile. Kafka is: without it there is nothing to serve.
+            redis = await open_redis(stack, settings.redis, timeout=None)
+            store = ArticleStore(
+                redis,
+                prefix=settings.redis.key_prefix,
+                ttl_seconds=settings.redis.ttl_seconds,
+                stream_maxlen=config.stream_maxlen,
+            )
+            if not await store.ping():
+                log.warning("Redis does not answer yet; starting anyway (/readyz reports it until it does)")
+            stats = StatsStore(redis, prefix=settings.redis.key_prefix, ttl_seconds=settings.redis.ttl_seconds)
+            consumer = await open_consumer(
+                stack,
+                settings.kafka,
+                topics.analyzed.name,
+                timeout=config.startup_timeout,
+                group_id=config.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=config.max_poll_records,
+            )
+            dlq = await open_producer(
+                stack,
+                settings.kafka,
+                client_id="news-consumer-dlq",
+                topics=[topics.dead_letters.name],
+                timeout=config.startup_timeout,
+            )
+            hub = Hub(metrics, queue_size=config.ws_queue_size, ping_interval=config.ws_ping_interval)
+            ingestor = Ingestor(consumer, dlq, topics, store, metrics, max_records=config.max_poll_records)
+            app.state.store, app.state.stats, app.state.hub, app.state.ingestor = store, stats, hub, ingestor
+            # Tasks last on the stack, so they stop before the clients they use are closed.
+            _start(stack, ingestor.run(), "ingest")
+            _start(stack, fan_out(store, hub), "fan-out")
+            _start(stack, sweep(store, config.sweep_interval), "sweep")
             yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await consumer.stop()
-            await dlq.stop()
-            await redis.aclose()
 
     app = FastAPI(title="News consumer", version="0.1.0", lifespan=lifespan)
     app.state.settings, app.state.registry, app.state.metrics = settings, registry, metrics
@@ -128,7 +108,10 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
     )
     install_error_handlers(app)
     app.include_router(ops)
-    app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))])
+    if settings.api_token is None:
+        app.include_router(router)
+    else:
+        app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))], responses=UNAUTHORIZED)
     app.include_router(ws_router)
     return app
 

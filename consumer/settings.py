@@ -23,6 +23,9 @@ class ConsumerConfig(BaseModel):
     resume_max: int = Field(default=1_000, ge=1, le=100_000)
     # How often expired articles are swept out of the indexes (reads never return them regardless).
     sweep_interval: float = Field(default=30.0, gt=0)
+    # How long start-up waits for Kafka before it fails with a clear error (Redis is not waited for: the
+    # service starts and reports not-ready until Redis answers).
+    startup_timeout: float = Field(default=60.0, gt=0)
 
 
 class ConsumerSettings(ServiceSettings):

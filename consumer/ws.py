@@ -1,33 +1,37 @@
-"""WebSocket fan-out: one bounded queue per client, so a slow client never slows anyone else.
+"""The live WebSocket `/ws`: the route, and the hub that fans stored articles out to its clients.
 
-The hub is fed, in stream order, by one reader of the store's event stream per replica (see main.py),
-so every replica's clients see every stored article. Each client has its own filters and a position
-(a stream id): events at or before it were already covered by what it was sent on connect.
+One bounded queue per client, so a slow client never slows anyone else. The hub is fed, in stream order,
+by one reader of the store's event stream per replica (`consumer.live.fan_out`), so every replica's
+clients see every stored article. Each client has its own filters and a position (a stream id): events at
+or before it were already covered by what it was sent on connect. Every frame is a `common.messages` model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from typing import Any
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from common.messages import CLIENT_MESSAGES, ClientPing, Error, Lagged, NewAnalysis, Ping, Pong, Subscribe, Subscribed
 from common.metrics import ConsumerMetrics
-from common.store import ArticleFilters, StoredEvent, stream_id
+from common.store import ArticleFilters, ArticleStore, StoredEvent, stream_id
+from common.webapp import websocket_authorized
+from consumer.live import initial_data
+from consumer.settings import ConsumerSettings
 
-__all__ = ["Client", "Hub", "filters_error"]
+__all__ = ["Client", "Hub", "filters_error", "ws_router"]
 
 log = logging.getLogger(__name__)
 
 
-def filters_error(exc: ValidationError) -> str:
-    """A one-line reason, e.g. `sentiment: Input should be 'positive', 'neutral' or 'negative'`."""
+def filters_error(exc: ValidationError, *, skip: int = 0) -> str:
+    """A one-line reason, e.g. `sentiment: Input should be 'positive', 'neutral' or 'negative'` (`skip`
+    drops leading parts of each location, such as a message's `subscribe.filters`)."""
     return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'filters'}: {e['msg']}" for e in exc.errors(include_url=False)
+        f"{'.'.join(str(p) for p in e['loc'][skip:]) or 'filters'}: {e['msg']}" for e in exc.errors(include_url=False)
     )
 
 
@@ -69,7 +73,7 @@ class Hub:
 
     def broadcast(self, event: StoredEvent) -> None:
         """Queue a stored article for every client it matches; a full queue drops it and counts the drop."""
-        message = f'{{"type":"new_analysis","data":{event.json},"cursor":"{event.cursor}"}}'
+        message = NewAnalysis.frame_raw(event.json, event.cursor)
         position = stream_id(event.cursor)
         for client in self._clients:
             if position <= client.after or not client.filters.matches(event.article):
@@ -124,7 +128,7 @@ class Hub:
             if client.gap_after is not None and seq >= client.gap_after:
                 # Where the gap is: after what was queued before the first drop.
                 dropped, client.dropped, client.gap_after = client.dropped, 0, None
-                await client.send(f'{{"type":"lagged","dropped":{dropped}}}')
+                await client.send(Lagged(dropped=dropped).frame())
 
     async def _heartbeat(self, client: Client) -> None:
         # In the queue, behind the articles: the cursor it carries is valid once they are delivered.
@@ -134,37 +138,93 @@ class Hub:
             position = self.position
             if stream_id(position) < client.after:
                 position = "{}-{}".format(*client.after)
-            self._offer(client, None, f'{{"type":"ping","cursor":"{position}"}}', count=False)
+            self._offer(client, None, Ping(cursor=position).frame(), count=False)
 
     async def _receive_loop(self, client: Client) -> None:
         while True:
             text = await client.ws.receive_text()
-            if text == "ping":
-                await client.send('{"type":"pong"}')
-                continue
             reply = self.handle(client, text)
             if reply is not None:
                 await client.send(reply)
 
     def handle(self, client: Client, text: str) -> str | None:
-        """Answer one client message: `ping`, `pong` or `subscribe`; anything else gets an `error`."""
+        """Answer one client message (`ClientMessage`, or the bare text `ping`); anything else gets an `error`."""
+        if text == "ping":
+            return _PONG
         try:
-            message: Any = json.loads(text)
+            message = CLIENT_MESSAGES.validate_json(text)
+        except ValidationError as exc:
+            return Error(message=_refusal(exc)).frame()
+        if isinstance(message, ClientPing):
+            return _PONG
+        if isinstance(message, Subscribe):
+            client.filters = message.filters
+            return Subscribed(filters=message.filters).frame()
+        return None  # a pong
+
+
+_PONG = Pong().frame()
+
+
+def _refusal(exc: ValidationError) -> str:
+    """Why a client message was refused, in one line."""
+    first = exc.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        return "not JSON"
+    loc = first["loc"]
+    if not loc or first["type"] in ("union_tag_invalid", "union_tag_not_found"):  # not an object, or no known type
+        kind = first["input"].get("type") if isinstance(first["input"], dict) else None
+        return f"unknown message type {str(kind)[:40]!r} (expected ping, pong or subscribe)"
+    # ('subscribe', 'filters', 'sentiment') -> "subscribe: sentiment: ..."; ('subscribe', 'filters') -> "filters"
+    return f"{loc[0]}: {filters_error(exc, skip=2 if len(loc) > 2 and loc[1] == 'filters' else 1)}"
+
+
+# --- the route ----------------------------------------------------------------------------------
+
+ws_router = APIRouter()
+
+
+@ws_router.websocket("/ws")
+async def live(ws: WebSocket) -> None:
+    """See README "WebSocket": `initial_data`, then `new_analysis` per stored article; `?since=` resumes."""
+    state = ws.app.state
+    settings: ConsumerSettings = state.settings
+    if not await websocket_authorized(ws, settings.api_token):
+        return
+    await ws.accept()
+    store: ArticleStore = state.store
+    hub: Hub = state.hub
+    errors: list[str] = []
+    try:
+        filters = ArticleFilters.model_validate(
+            {k: v for k, v in ws.query_params.items() if k in ArticleFilters.model_fields}
+        )
+    except ValidationError as exc:
+        errors.append(f"filters ignored: {filters_error(exc)}")
+        filters = ArticleFilters()
+    since = ws.query_params.get("since")
+    if since is not None:
+        try:
+            stream_id(since)
         except ValueError:
-            return _error("not JSON")
-        kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "ping":
-            return '{"type":"pong"}'
-        if kind == "pong":
-            return None
-        if kind == "subscribe":
-            try:
-                client.filters = ArticleFilters.model_validate(message.get("filters") or {})
-            except ValidationError as exc:
-                return _error(f"subscribe: {filters_error(exc)}")
-            return json.dumps({"type": "subscribed", "filters": client.filters.model_dump(exclude_none=True)})
-        return _error(f"unknown message type {str(kind)[:40]!r} (expected ping, pong or subscribe)")
-
-
-def _error(message: str) -> str:
-    return json.dumps({"type": "error", "message": message})
+            errors.append(f"since: {since[:40]!r} is not a cursor from this server; sending current data")
+            since = None
+    client = hub.register(ws, filters)
+    try:
+        for error in errors:
+            await client.send(Error(message=error).frame())
+        head = await store.last_cursor()
+        client.after = stream_id(head)
+        initial = await initial_data(
+            store,
+            filters,
+            head=head,
+            since=since,
+            asked_to_resume="since" in ws.query_params,
+            snapshot_limit=settings.consumer.initial_data_limit,
+            resume_max=settings.consumer.resume_max,
+        )
+    except BaseException:
+        hub.unregister(client)
+        raise
+    await hub.serve(client, initial)

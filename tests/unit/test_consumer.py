@@ -17,7 +17,8 @@ from common.metrics import ConsumerMetrics
 from common.schemas import AnalyzedArticle
 from common.store import ArticleFilters, InvalidCursor, StoredEvent, _decode_cursor, _encode_cursor, stream_id
 from common.webapp import bearer_auth
-from consumer.api import _seconds
+from common.messages import SERVER_MESSAGES
+from consumer.api import seconds
 from consumer.ws import Client, Hub
 
 pytestmark = pytest.mark.unit
@@ -60,7 +61,9 @@ def test_cursor_round_trip_and_refusals() -> None:
     assert _decode_cursor("top", cursor) == ("7.5", "a" * 32)
     with pytest.raises(InvalidCursor, match="another list"):
         _decode_cursor("recent", cursor)
-    for bad in ["", "!!", _encode_cursor("top", "nan", "a" * 32), _encode_cursor("top", "1", "zz")]:
+    assert cursor == "t_7.5_" + "a" * 32  # readable, and safe in a URL as it is
+    assert _decode_cursor("recent", _encode_cursor("recent", "1.5e+20", "b" * 32)) == ("1.5e20", "b" * 32)
+    for bad in ["", "!!", "t_nan_" + "a" * 32, "t_1_zz", "t_1_" + "A" * 32, "x_1_" + "a" * 32]:
         with pytest.raises(InvalidCursor):
             _decode_cursor("top", bad)
 
@@ -72,9 +75,9 @@ def test_stream_ids_compare_numerically() -> None:
             stream_id(bad)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("300", 300), ("90s", 90), ("5m", 300), ("1h", 3600), ("7d", 604800)])
-def test_durations(text: str, seconds: int) -> None:
-    assert _seconds("bucket", text) == seconds
+@pytest.mark.parametrize(("text", "expected"), [("300", 300), ("90s", 90), ("5m", 300), ("1h", 3600), ("7d", 604800)])
+def test_durations(text: str, expected: int) -> None:
+    assert seconds(text) == expected
 
 
 class FakeSocket:
@@ -110,6 +113,8 @@ async def test_hub_filters_skips_covered_events_and_reports_drops() -> None:
     sender = asyncio.create_task(hub._send_loop(everyone))
     await asyncio.sleep(0.05)
     sender.cancel()
+    for frame in everyone.ws.sent:  # type: ignore[attr-defined]
+        SERVER_MESSAGES.validate_json(frame)  # every frame is a ServerMessage
     types = [json.loads(m)["type"] for m in everyone.ws.sent]  # type: ignore[attr-defined]
     assert types == ["new_analysis", "new_analysis", "lagged"]
     assert json.loads(everyone.ws.sent[-1]) == {"type": "lagged", "dropped": 2}  # type: ignore[attr-defined]
@@ -121,13 +126,25 @@ async def test_hub_filters_skips_covered_events_and_reports_drops() -> None:
 def test_hub_answers_client_messages() -> None:
     hub = Hub(ConsumerMetrics.create(CollectorRegistry()))
     client = Client(FakeSocket(), 4, ArticleFilters())  # type: ignore[arg-type]
-    assert hub.handle(client, '{"type":"ping"}') == '{"type":"pong"}'
+    assert hub.handle(client, '{"type":"ping"}') == '{"type":"pong"}' == hub.handle(client, "ping")
     assert hub.handle(client, '{"type":"pong"}') is None
     reply = json.loads(hub.handle(client, '{"type":"subscribe","filters":{"source":"BBC"}}') or "")
     assert reply == {"type": "subscribed", "filters": {"source": "BBC"}} and client.filters.source == "BBC"
-    for bad in ["nope", "[]", '{"type":"dance"}', '{"type":"subscribe","filters":{"sentiment":"meh"}}']:
-        assert json.loads(hub.handle(client, bad) or "")["type"] == "error"
+    refusals = {
+        "nope": "not JSON",
+        "[]": "unknown message type 'None' (expected ping, pong or subscribe)",
+        '{"type":"dance"}': "unknown message type 'dance' (expected ping, pong or subscribe)",
+        '{"type":"subscribe","filters":{"sentiment":"meh"}}': "subscribe: sentiment: Input should be",
+        '{"type":"subscribe","filters":{"mood":"x"}}': "subscribe: mood: Extra inputs are not permitted",
+        '{"type":"subscribe","filters":3}': "subscribe: filters: Input should be",
+    }
+    for bad, reason in refusals.items():
+        reply = hub.handle(client, bad) or ""
+        assert SERVER_MESSAGES.validate_json(reply).type == "error"
+        assert json.loads(reply)["message"].startswith(reason), (bad, reply)
     assert client.filters.source == "BBC"  # a refused subscription keeps the previous filters
+    assert hub.handle(client, '{"type":"subscribe","filters":null}') == '{"type":"subscribed","filters":{}}'
+    assert client.filters == ArticleFilters()
 
 
 @pytest.mark.parametrize("token", [None, "tok"])

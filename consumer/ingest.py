@@ -1,8 +1,11 @@
-"""Ingest loop: `news.analyzed` -> Redis, committing offsets only after the write."""
+"""The consumer's Kafka ingest: `news.analyzed` -> Redis, committing offsets only after the write.
+
+At least once from Kafka, exactly once in the store (writes are idempotent by article id); a record that
+is not an analysed article goes to the dead-letter topic with the reason and is never retried.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -11,6 +14,7 @@ from aiokafka.errors import KafkaError
 from common.errors import InvalidMessage, StoreError
 from common.kafka import send_dead_letter
 from common.metrics import ConsumerMetrics
+from common.retry import until_up
 from common.schemas import AnalyzedArticle, DeadLetter
 from common.store import ArticleStore
 from common.topics import Topics
@@ -42,17 +46,11 @@ class Ingestor:
         self.running = False
 
     async def _store_with_retry(self, article: AnalyzedArticle) -> None:
-        delay = 0.2
-        while True:
-            try:
+        # Redis is down: hold the batch (no commit) and try again; nothing is skipped.
+        async for attempt in until_up("storing an article in Redis", on=(StoreError,), most=5.0, logger=log):
+            with attempt:
                 result = await self._store.put(article)
-                self._metrics.stored.labels(result=result.name.lower()).inc()
-                return
-            except StoreError as exc:
-                # Redis is down: hold the batch (no commit) and try again; nothing is skipped.
-                log.warning("%s; retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        self._metrics.stored.labels(result=result.name.lower()).inc()
 
     async def run_once(self, timeout_ms: int = 500) -> int:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
@@ -79,16 +77,12 @@ class Ingestor:
         return count
 
     async def run(self) -> None:
+        """Ingest for ever; a Kafka error is waited out (the uncommitted batch is read again)."""
         self.running = True
-        delay = 0.5
         try:
             while True:
-                try:
-                    await self.run_once()
-                    delay = 0.5
-                except KafkaError as exc:
-                    log.warning("Kafka error in the ingest loop (%s); retrying in %.1fs", exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 10.0)
+                async for attempt in until_up("reading news.analyzed", on=(KafkaError,), initial=0.5, logger=log):
+                    with attempt:
+                        await self.run_once()
         finally:
             self.running = False
