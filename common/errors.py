@@ -5,8 +5,6 @@ from __future__ import annotations
 __all__ = [
     "BrokerError",
     "ConfigError",
-    "DeadLetterError",
-    "InvalidArticle",
     "InvalidMessage",
     "NewsSuiteError",
     "ProviderError",
@@ -26,10 +24,6 @@ class NewsSuiteError(Exception):
 
 class ConfigError(NewsSuiteError):
     """Configuration is missing or unsafe (for example a placeholder secret outside local)."""
-
-
-class InvalidArticle(NewsSuiteError):
-    """An input could not be made into a valid article; the message says why."""
 
 
 class InvalidMessage(NewsSuiteError):
@@ -71,10 +65,6 @@ class ProviderRateLimited(ProviderError):
 
 class StoreError(NewsSuiteError):
     """Redis could not be read or written."""
-
-
-class DeadLetterError(NewsSuiteError):
-    """A message could not even be dead-lettered."""
 
 
 class SourceDisabled(SourceError):

@@ -8,6 +8,7 @@ what cannot be made valid raises a `pydantic.ValidationError` that names the fie
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, ClassVar, Literal
@@ -17,6 +18,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -33,11 +36,14 @@ __all__ = [
     "Analysis",
     "AnalyzedArticle",
     "ArticleBase",
+    "ArticleIn",
     "DeadLetter",
     "Entity",
+    "NewsApiSource",
     "RawArticle",
     "Sentiment",
     "parse_datetime",
+    "unencodable",
 ]
 
 SCHEMA_VERSION = 1
@@ -103,6 +109,16 @@ def _parse_other(text: str) -> datetime:
         except ValueError:
             continue
     raise ValueError(f"not a recognisable date: {text[:40]!r}")
+
+
+def unencodable(text: str) -> str | None:
+    """Why `text` cannot be written as UTF-8 (an unpaired UTF-16 surrogate, which JSON's `\\udXXX` escapes can
+    carry), or None when it can. Such text would fail later, in Kafka, Redis or a JSON answer: refuse it on entry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"text is not valid Unicode: unpaired surrogate U+{ord(text[exc.start]):04X} at character {exc.start}"
+    return None
 
 
 def _utc_now() -> datetime:
@@ -211,6 +227,10 @@ class ArticleBase(_Frozen):
             )
             if data["source"] is None:
                 del data["source"]
+        for field in ("url", "title", "description", "content", "source", "author", "origin", "language_hint"):
+            value = data.get(field)
+            if isinstance(value, str) and (reason := unencodable(value)):
+                raise ValueError(f"{field}: {reason}")
         for field, limit in _TEXT_LIMITS.items():
             value = data.get(field)
             if isinstance(value, str):
@@ -243,6 +263,116 @@ class RawArticle(ArticleBase):
     """
 
     _markup: ClassVar[bool] = True
+
+
+# --- what clients send over HTTP (producer `POST /articles`, inference `/v1/analyze*`) ---
+
+# Exactly the URLs `canonical_url` accepts: http(s), an ASCII host of DNS labels, an optional port.
+# Written for both ECMA (the OpenAPI document) and Rust regex (pydantic): explicit classes, no look-around.
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)"
+URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(?:\.{_LABEL})*\.?(?::{_PORT})?(?:[/?#][^\x00-\x20\x7f]*)?$"
+# ISO 8601 dates from 1991 to 2099 (a day or a time of day, optional seconds, fraction and offset), every
+# one a real calendar date, so that what the pattern admits always parses: the schema is the validation.
+_YEAR = "(?:199[1-9]|20[0-9]{2})"
+_LEAP = "(?:199[26]|20(?:[02468][048]|[13579][26]))"
+_MONTH_DAY = "(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+_TIME = (
+    "(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.][0-9]{1,6})?)?"
+    "(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?)?"
+)
+DATE_PATTERN = f"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP}-02-29){_TIME}$"
+EPOCH_MIN, EPOCH_MAX = 662_688_000, 4_070_908_800  # 1991-01-01 .. 2099-01-01, seconds
+TEXT_IN_MAX = 2_000_000
+"""Hard cap on one text field as sent (characters): longer is refused (422); up to it, text is cut to the
+field's documented limit (title 500, description 2,000, content 20,000)."""
+_TRUNCATION_MARKER = re.compile(r"\s*\[\+\d+ chars\]\s*$")
+
+# At least one character that cleaning keeps (not a space, control or invisible character): a title must have
+# text. Markup alone (`<b></b>`) passes this pattern and is still refused, the one case the pattern cannot say.
+_VISIBLE = (
+    r"[^\x00-\x20\x7f-\xa0\xad\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ufeff]"
+)
+_InText = Annotated[str, Strict(), Field(max_length=TEXT_IN_MAX)]
+_InDate = (
+    Annotated[str, Strict(), Field(pattern=DATE_PATTERN)]
+    | Annotated[float, Field(ge=EPOCH_MIN, le=EPOCH_MAX, allow_inf_nan=False)]
+)
+
+_NEWSAPI_EXAMPLE: dict[str, Any] = {
+    "source": {"id": "bbc-news", "name": "BBC News"},
+    "author": "BBC News",
+    "title": "Acme wins contract to build new bridge",
+    "description": "The deal is worth 100 million pounds.",
+    "url": "https://www.bbc.co.uk/news/business-1",
+    "urlToImage": "https://ichef.bbci.co.uk/news/1024/acme.jpg",
+    "publishedAt": "2024-11-26T05:00:00Z",
+    "content": "The company said on Monday that it had won the contract… [+2829 chars]",
+}
+
+
+class NewsApiSource(BaseModel):
+    """NewsAPI's `source` object; the article's source is its `name`, else its `id`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: _InText | None = None
+    name: _InText | None = None
+
+
+class ArticleIn(BaseModel):
+    """An article as a client sends it: the suite's own field names, or NewsAPI's article object as it comes.
+
+    `source` is a string or NewsAPI's `{"id", "name"}`; `publishedAt` stands for `published_at` and `urlToImage`
+    is accepted and not kept; NewsAPI's `[+1234 chars]` marker is removed from `content`. Without a date the
+    article is dated now. Text is read as HTML and reduced to text (control characters, NUL included, become
+    spaces) and cut to the documented limits; a title with no text left is refused. Unknown fields are ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra={"examples": [_NEWSAPI_EXAMPLE]})
+
+    url: Annotated[str, Strict(), Field(min_length=1, max_length=URL_MAX, pattern=URL_PATTERN)]
+    title: Annotated[str, Strict(), Field(min_length=1, max_length=TEXT_IN_MAX, pattern=_VISIBLE)]
+    description: _InText | None = None
+    content: _InText | None = None
+    source: _InText | NewsApiSource | None = None
+    author: _InText | None = None
+    published_at: _InDate | None = Field(default=None, description="ISO 8601 (1991-2099) or epoch seconds")
+    publishedAt: _InDate | None = Field(default=None, description="NewsAPI's name for `published_at`")  # noqa: N815
+    urlToImage: _InText | None = Field(default=None, description="accepted, not kept")  # noqa: N815
+    language_hint: Annotated[str | None, Strict(), Field(max_length=16)] = None
+
+    def to_raw(self, *, origin: str = "push") -> RawArticle:
+        """The `RawArticle` this becomes; `ValueError` naming the field when its text leaves nothing valid."""
+        source = self.source
+        if isinstance(source, NewsApiSource):
+            source = source.name if source.name and source.name.strip() else source.id
+        content = _TRUNCATION_MARKER.sub("", self.content) if self.content else self.content
+        published = self.published_at if self.published_at is not None else self.publishedAt
+        data: dict[str, Any] = {
+            "url": self.url,
+            "title": self.title,
+            "description": self.description,
+            "content": content,
+            "author": self.author,
+            "published_at": published if published is not None else _utc_now(),
+            "origin": origin,
+            "language_hint": self.language_hint,
+        }
+        if source is not None and clean_text(source, markup=True):  # a blank source is no source: "unknown"
+            data["source"] = source
+        try:
+            return RawArticle.model_validate(data, strict=False)
+        except ValidationError as exc:
+            raise ValueError(
+                "; ".join(f"{'.'.join(map(str, e['loc'])) or 'article'}: {e['msg']}" for e in exc.errors())
+            ) from None
+
+    @model_validator(mode="after")
+    def _becomes_a_raw_article(self) -> ArticleIn:
+        # Checked here so that the request is refused whole, with the field named, before anything is written.
+        self.to_raw()
+        return self
 
 
 class Analysis(_Frozen):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -23,13 +23,13 @@ def create_app(settings: InferenceSettings | None = None, registry: CollectorReg
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = Engine(settings.inference, registry=registry)
-        app.state.engine, app.state.settings, app.state.registry = engine, settings, registry
-        await engine.start()
-        try:
+        async with AsyncExitStack() as stack:
+            engine = Engine(settings.inference, registry=registry)
+            # Registered before start: processes and provider clients started before a failure are closed too.
+            stack.push_async_callback(engine.aclose)
+            await engine.start()
+            app.state.engine, app.state.settings, app.state.registry = engine, settings, registry
             yield
-        finally:
-            await engine.aclose()
 
     async def readiness(request: Request) -> dict[str, bool]:
         engine: Engine | None = getattr(request.app.state, "engine", None)

@@ -6,13 +6,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from common.webapp import ops_router
+from common.schemas import ArticleIn
+from common.webapp import JsonBodyRoute, error_responses, ops_router
 from producer.deps import PollerDep, PublisherDep, SettingsDep
 from producer.poller import PollReport
 
-__all__ = ["PushStats", "ops", "router"]
+__all__ = ["PushRequest", "PushResponse", "PushStats", "ops", "router"]
 
 _NO_SOURCES = (
     "no network sources configured: set NEWSAPI__API_KEY for NewsAPI.org and/or PRODUCER__RSS_FEEDS "
@@ -46,7 +47,15 @@ class PushResponse(BaseModel):
 
 
 class PushRequest(BaseModel):
-    articles: list[dict[str, Any]] = Field(min_length=1)
+    """Articles to produce; at most `PRODUCER__MAX_PUSH_ITEMS` (500 by default) per request, else 413.
+
+    The request is all or nothing at the door: one article that cannot be made valid refuses the whole request
+    with 422 naming it (`body.articles.3.url`), as the inference service does, and nothing is produced. The
+    answer then says per item whether it was produced now (`accepted`) or before (`duplicate`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    articles: list[ArticleIn] = Field(min_length=1)
 
 
 class FetchNowResponse(BaseModel):
@@ -69,7 +78,7 @@ async def _readiness(request: Request) -> dict[str, bool]:
 
 # `ops` (health, readiness, metrics) stays open; `router` is mounted behind the optional API token.
 ops = ops_router(lambda r: r.app.state.registry, _readiness)
-router = APIRouter()
+router = APIRouter(route_class=JsonBodyRoute, responses=error_responses(401))
 
 
 @router.get("/")
@@ -105,7 +114,7 @@ async def sources(poller: PollerDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/fetch-now", response_model=FetchNowResponse)
+@router.post("/fetch-now", response_model=FetchNowResponse, responses=error_responses(404, 503))
 async def fetch_now(
     poller: PollerDep, source: str | None = Query(default=None, description="one source by name; all if absent")
 ) -> FetchNowResponse:
@@ -123,16 +132,18 @@ async def fetch_now(
     )
 
 
-@router.post("/articles", response_model=PushResponse)
+@router.post("/articles", response_model=PushResponse, responses=error_responses(413, 503))
 async def push_articles(
     request: Request, body: PushRequest, publisher: PublisherDep, settings: SettingsDep
 ) -> PushResponse:
-    """Validate each article and produce the valid, new ones; the answer says what became of each item."""
+    """Produce the articles not produced before (NewsAPI's article object works as it comes); the answer says
+    what became of each. 422 refuses the whole request when one article is not valid; 503 when Kafka or Redis
+    do not answer (nothing unacknowledged is marked produced: sending the same request again is safe)."""
     if len(body.articles) > settings.producer.max_push_items:
         raise HTTPException(
             413, f"at most {settings.producer.max_push_items} articles per request, got {len(body.articles)}"
         )
-    results = await publisher.publish(body.articles)
+    results = await publisher.publish([a.to_raw() for a in body.articles])
     items = [PushResult(index=r.index, status=r.status, id=r.id, reason=r.reason) for r in results]
     response = PushResponse(
         accepted=sum(r.status == "accepted" for r in items),

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from common.kafka import ensure_topics, make_producer, wait_for_kafka
+from common.kafka import open_producer
 from common.metrics import ProducerMetrics
-from common.redis_client import make_redis
+from common.redis_client import open_redis
 from common.webapp import BodySizeLimit, bearer_auth, configure_logging, install_error_handlers
 from producer.api import PushStats, ops, router
 from producer.dedup import RedisDedup
@@ -34,58 +34,60 @@ def create_app(settings: ProducerSettings | None = None, registry: CollectorRegi
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         topics = settings.kafka.topics
-        await wait_for_kafka(settings.kafka)
-        await ensure_topics(settings.kafka, [topics.raw_topic, topics.analyzed_topic, topics.dlq_topic])
-        producer = make_producer(settings.kafka, client_id="news-producer")
-        redis = make_redis(settings.redis)
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(cfg.http_timeout_seconds),
-            headers={"User-Agent": cfg.user_agent},
-            follow_redirects=True,
-            limits=httpx.Limits(max_connections=cfg.concurrency * 2),
-        )
-        await producer.start()
-        sink = KafkaSink(producer, settings.kafka)
-        dedup = (
-            RedisDedup(
-                redis,
-                prefix=f"{settings.redis.key_prefix}producer:",
-                instance=cfg.instance_id,
-                ttl_seconds=cfg.dedup_ttl_seconds,
-                lease_seconds=cfg.dedup_lease_seconds,
+        # Everything opened is closed in reverse order, also when a later step of the start-up fails.
+        async with AsyncExitStack() as stack:
+            producer = await open_producer(
+                stack,
+                settings.kafka,
+                client_id="news-producer",
+                topics=[topics.raw_topic, topics.analyzed_topic, topics.dlq_topic],
             )
-            if cfg.dedup
-            else None
-        )
-
-        def publisher_for(source: str, busy_wait: float = 0.0) -> Publisher:
-            return Publisher(
-                sink, app.state.metrics, source=source, dedup=dedup, chunk=cfg.publish_chunk, busy_wait=busy_wait
+            # No wait for PING: the service starts and reports not-ready (/readyz) while Redis is down.
+            redis = await open_redis(stack, settings.redis, timeout=None)
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(cfg.http_timeout_seconds),
+                    headers={"User-Agent": cfg.user_agent},
+                    follow_redirects=True,
+                    limits=httpx.Limits(max_connections=cfg.concurrency * 2),
+                )
+            )
+            sink = KafkaSink(producer, settings.kafka)
+            dedup = (
+                RedisDedup(
+                    redis,
+                    prefix=f"{settings.redis.key_prefix}producer:",
+                    instance=cfg.instance_id,
+                    ttl_seconds=cfg.dedup_ttl_seconds,
+                    lease_seconds=cfg.dedup_lease_seconds,
+                )
+                if cfg.dedup
+                else None
             )
 
-        poller = Poller(
-            build_sources(settings),
-            publisher_for,
-            client,
-            app.state.metrics,
-            concurrency=cfg.concurrency,
-            jitter=cfg.jitter,
-            max_backoff=cfg.max_backoff_seconds,
-        )
-        app.state.kafka = producer
-        app.state.redis = redis
-        app.state.dedup = dedup
-        app.state.poller = poller
-        app.state.publisher = publisher_for("push", busy_wait=2.0)
-        if cfg.polling:
-            poller.start()
-        try:
+            def publisher_for(source: str, busy_wait: float = 0.0) -> Publisher:
+                return Publisher(
+                    sink, app.state.metrics, source=source, dedup=dedup, chunk=cfg.publish_chunk, busy_wait=busy_wait
+                )
+
+            poller = Poller(
+                build_sources(settings),
+                publisher_for,
+                client,
+                app.state.metrics,
+                concurrency=cfg.concurrency,
+                jitter=cfg.jitter,
+                max_backoff=cfg.max_backoff_seconds,
+            )
+            stack.push_async_callback(poller.stop)
+            app.state.kafka = producer
+            app.state.redis = redis
+            app.state.dedup = dedup
+            app.state.poller = poller
+            app.state.publisher = publisher_for("push", busy_wait=2.0)
+            if cfg.polling:
+                poller.start()
             yield
-        finally:
-            await poller.stop()
-            await client.aclose()
-            await producer.stop()
-            await redis.aclose()
 
     app = FastAPI(title="News producer", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings

@@ -17,15 +17,16 @@ import logging
 import os
 import sys
 import time
+from contextlib import AsyncExitStack
 from itertools import islice
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 from tqdm import tqdm
 
-from common.kafka import ensure_topics, make_producer, wait_for_kafka
+from common.kafka import open_producer
 from common.metrics import ProducerMetrics
+from common.redis_client import open_redis
 from producer.corpus import ColumnMapping, read_corpus
 from producer.dedup import RedisDedup
 from producer.kafka_sink import KafkaSink
@@ -47,35 +48,36 @@ async def replay(
 ) -> dict[str, int]:
     """Publish the corpus; `rate` is articles per second (0 = as fast as the broker takes them)."""
     settings = get_settings()
-    await wait_for_kafka(settings.kafka)
     topics = settings.kafka.topics
-    await ensure_topics(settings.kafka, [topics.raw_topic, topics.analyzed_topic, topics.dlq_topic])
-    producer = make_producer(settings.kafka, client_id="news-replay")
-    await producer.start()
-    redis = Redis.from_url(settings.redis.url)
-    store = None
-    if dedup and settings.producer.dedup:
-        store = RedisDedup(
-            redis,
-            prefix=f"{settings.redis.key_prefix}producer:",
-            # Its own instance per process: a replay never takes over the service's fresh claims.
-            instance=f"{settings.producer.instance_id}:replay:{os.getpid()}",
-            ttl_seconds=settings.producer.dedup_ttl_seconds,
-            lease_seconds=settings.producer.dedup_lease_seconds,
+    async with AsyncExitStack() as stack:
+        producer = await open_producer(
+            stack,
+            settings.kafka,
+            client_id="news-replay",
+            topics=[topics.raw_topic, topics.analyzed_topic, topics.dlq_topic],
         )
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-    publisher = Publisher(
-        KafkaSink(producer, settings.kafka),
-        ProducerMetrics.create(CollectorRegistry()),
-        source="replay",
-        dedup=store,
-        chunk=chunk,
-    )
-    items = islice(read_corpus(path, mapping), limit)
-    bar = tqdm(total=limit, unit="art", desc="replay", disable=not progress, file=sys.stderr)
-    started = time.perf_counter()
-    sent = 0
-    try:
+        store = None
+        if dedup and settings.producer.dedup:
+            store = RedisDedup(
+                await open_redis(stack, settings.redis),
+                prefix=f"{settings.redis.key_prefix}producer:",
+                # Its own instance per process: a replay never takes over the service's fresh claims.
+                instance=f"{settings.producer.instance_id}:replay:{os.getpid()}",
+                ttl_seconds=settings.producer.dedup_ttl_seconds,
+                lease_seconds=settings.producer.dedup_lease_seconds,
+            )
+        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        publisher = Publisher(
+            KafkaSink(producer, settings.kafka),
+            ProducerMetrics.create(CollectorRegistry()),
+            source="replay",
+            dedup=store,
+            chunk=chunk,
+        )
+        items = islice(read_corpus(path, mapping), limit)
+        bar = stack.enter_context(tqdm(total=limit, unit="art", desc="replay", disable=not progress, file=sys.stderr))
+        started = time.perf_counter()
+        sent = 0
         step = max(1, min(chunk, int(rate))) if rate > 0 else chunk
         while batch := list(islice(items, step)):
             for result in await publisher.publish(batch):
@@ -88,10 +90,6 @@ async def replay(
                 if ahead > 0:
                     await asyncio.sleep(ahead)
         await producer.flush()
-    finally:
-        bar.close()
-        await producer.stop()
-        await redis.aclose()
     return counts
 
 

@@ -7,6 +7,7 @@ protocols, so the logic is tested without a broker and the edges stay thin.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,16 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _original(item: Mapping[str, Any]) -> bytes:
+    """The item as JSON for its dead letter. orjson refuses text that is not Unicode (unpaired surrogates, which
+    a source's JSON can carry); the standard encoder then writes them as `\\udXXX` escapes, so the letter
+    still shows what came."""
+    try:
+        return orjson.dumps(item, default=str)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(item, default=str, ensure_ascii=True).encode("ascii")
+
+
 class Publisher:
     """Validates, deduplicates and publishes; an item is reported accepted only after the broker's ack.
 
@@ -97,22 +108,23 @@ class Publisher:
         self._chunk = max(1, chunk)
         self._busy_wait = busy_wait
 
-    async def publish(self, items: Iterable[Mapping[str, Any]]) -> list[ItemResult]:
-        """One result per item, in order. Raises `BrokerError` / `StoreError` when Kafka or Redis fail;
-        then nothing unacknowledged is marked produced, so a retry of the same items is safe."""
+    async def publish(self, items: Iterable[Mapping[str, Any] | RawArticle]) -> list[ItemResult]:
+        """One result per item, in order; an item is a dict to validate or an already validated `RawArticle`.
+        Raises `BrokerError` / `StoreError` when Kafka or Redis fail; then nothing unacknowledged is marked
+        produced, so a retry of the same items is safe."""
         results: dict[int, ItemResult] = {}
         valid: list[tuple[int, RawArticle]] = []
         seen: set[str] = set()
         for index, item in enumerate(items):
             self._metrics.fetched.labels(source=self._source).inc()
             try:
-                article = RawArticle.model_validate(item)
+                article = item if isinstance(item, RawArticle) else RawArticle.model_validate(item)
             except ValidationError as exc:
                 reason = describe_validation_error(exc)
                 results[index] = ItemResult(index, "rejected", reason=reason)
                 self._metrics.invalid.inc()
                 await self._sink.dead_letter(
-                    DeadLetter.wrap(orjson.dumps(item, default=str), stage=f"producer:{self._source}", error=reason)
+                    DeadLetter.wrap(_original(dict(item)), stage=f"producer:{self._source}", error=reason)
                 )
                 continue
             if article.id in seen:
