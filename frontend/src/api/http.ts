@@ -1,8 +1,16 @@
 // The REST client of the consumer API. Every path and query parameter the dashboard uses is here,
-// so a change on the server side is a change in this file only.
+// so a change on the server side is a change in this file only. Response types are generated from the
+// consumer's OpenAPI document (see types.ts); what arrives is still checked at the top level, not trusted.
 
 import type { ApiConfig } from './config'
-import type { AnalyzedArticle, SentimentBucket, ServerFilters, TrendItem, Trends } from './types'
+import type {
+  AnalyzedArticle,
+  SentimentStats,
+  SentimentStatsQuery,
+  ServerFilters,
+  Trends,
+  TrendsQuery,
+} from './types'
 
 export type ApiErrorKind = 'unreachable' | 'unauthorized' | 'not_found' | 'http' | 'invalid'
 
@@ -21,20 +29,6 @@ export class ApiError extends Error {
 export type QueryValue = string | number | boolean | null | undefined
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
 
-export interface StatsQuery {
-  /** Bucket width, e.g. "5m", "1h". */
-  bucket?: string
-  /** How far back, e.g. "24h". */
-  window?: string
-  perSource?: boolean
-  source?: string
-}
-
-export interface TrendsQuery {
-  window?: string
-  limit?: number
-}
-
 function buildQuery(params: Record<string, QueryValue>): string {
   const query = new URLSearchParams()
   for (const [key, value] of Object.entries(params)) {
@@ -48,7 +42,7 @@ export interface ApiClient {
   recent(limit?: number, filters?: ServerFilters): Promise<AnalyzedArticle[]>
   top(limit?: number, since?: Date | null, filters?: ServerFilters): Promise<AnalyzedArticle[]>
   article(id: string): Promise<AnalyzedArticle>
-  sentimentStats(query?: StatsQuery): Promise<SentimentBucket[]>
+  sentimentStats(query?: SentimentStatsQuery): Promise<SentimentStats>
   trends(query?: TrendsQuery): Promise<Trends>
 }
 
@@ -88,23 +82,17 @@ export function createApiClient(config: ApiConfig, fetchImpl: FetchLike = (i, in
       return body
     },
     async sentimentStats(query = {}) {
-      const body = await get('/stats/sentiment', {
-        bucket: query.bucket,
-        window: query.window,
-        by_source: query.perSource,
-        source: query.source,
-      })
-      return normaliseSentimentStats(body)
+      return asSentimentStats(await get('/stats/sentiment', query))
     },
     async trends(query = {}) {
-      return normaliseTrends(await get('/trends', { window: query.window, limit: query.limit }))
+      return asTrends(await get('/trends', query))
     },
   }
 }
 
 // --- shape checks: the server is another team's code, so what arrives is checked, not trusted.
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
@@ -114,78 +102,18 @@ export function isArticle(value: unknown): value is AnalyzedArticle {
 }
 
 function asArticles(body: unknown): AnalyzedArticle[] {
-  // A paged response may wrap the list: {"items": [...], "next_cursor": ...}.
-  const list = Array.isArray(body) ? body : isRecord(body) && Array.isArray(body.items) ? body.items : null
-  if (list === null) throw new ApiError('invalid', 'expected a list of articles')
-  return list.filter(isArticle)
+  // The list is the body; the next page's cursor is in the X-Next-Cursor header.
+  if (!Array.isArray(body)) throw new ApiError('invalid', 'expected a list of articles')
+  return body.filter(isArticle)
 }
 
-function num(value: unknown): number {
-  return typeof value === 'number' && Number.isFinite(value) ? value : 0
+function asSentimentStats(body: unknown): SentimentStats {
+  if (!isRecord(body) || !Array.isArray(body.buckets)) throw new ApiError('invalid', 'expected sentiment statistics')
+  return body as SentimentStats
 }
 
-function firstList(body: unknown, keys: string[]): unknown[] {
-  if (Array.isArray(body)) return body
-  if (isRecord(body)) {
-    for (const key of keys) {
-      const value = body[key]
-      if (Array.isArray(value)) return value
-    }
-  }
-  return []
-}
-
-/**
- * Accepts the bucket list bare or under `buckets`/`series`/`data`, each bucket with its time under
- * `start`/`bucket`/`time`/`ts`, counts flat or under `counts`, and the mean as `mean_score`/`mean`.
- */
-export function normaliseSentimentStats(body: unknown): SentimentBucket[] {
-  const buckets: SentimentBucket[] = []
-  for (const item of firstList(body, ['buckets', 'series', 'data'])) {
-    if (!isRecord(item)) continue
-    const rawTime = item.start ?? item.bucket ?? item.time ?? item.ts
-    const start =
-      typeof rawTime === 'number'
-        ? new Date(rawTime < 1e12 ? rawTime * 1000 : rawTime).toISOString()
-        : typeof rawTime === 'string'
-          ? rawTime
-          : null
-    if (start === null || Number.isNaN(Date.parse(start))) continue
-    const counts = isRecord(item.counts) ? item.counts : item
-    const mean = item.mean_score ?? item.mean ?? item.mean_sentiment
-    buckets.push({
-      start,
-      source: typeof item.source === 'string' ? item.source : null,
-      positive: num(counts.positive),
-      neutral: num(counts.neutral),
-      negative: num(counts.negative),
-      meanScore: typeof mean === 'number' ? mean : null,
-    })
-  }
-  return buckets.sort((a, b) => Date.parse(a.start) - Date.parse(b.start))
-}
-
-function trendItems(list: unknown[]): TrendItem[] {
-  const items: TrendItem[] = []
-  for (const item of list) {
-    if (typeof item === 'string') {
-      items.push({ text: item, count: 0 })
-    } else if (isRecord(item)) {
-      const text = item.text ?? item.term ?? item.keyword ?? item.entity ?? item.name
-      if (typeof text !== 'string' || !text) continue
-      const count = item.count ?? item.score ?? item.weight
-      items.push({ text, count: num(count), ...(typeof item.type === 'string' ? { type: item.type } : {}) })
-    } else if (Array.isArray(item) && typeof item[0] === 'string') {
-      items.push({ text: item[0], count: num(item[1]) }) // [text, count] pairs
-    }
-  }
-  return items
-}
-
-export function normaliseTrends(body: unknown): Trends {
-  if (!isRecord(body)) return { keywords: [], entities: [] }
-  return {
-    keywords: trendItems(firstList(body.keywords, ['items', 'top'])),
-    entities: trendItems(firstList(body.entities, ['items', 'top'])),
-  }
+function asTrends(body: unknown): Trends {
+  if (!isRecord(body) || typeof body.window_end !== 'string') throw new ApiError('invalid', 'expected trends')
+  const trends = body as Trends
+  return { ...trends, keywords: trends.keywords ?? [], entities: trends.entities ?? [] }
 }

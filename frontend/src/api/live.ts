@@ -1,12 +1,13 @@
 // The WebSocket protocol of the consumer (`/ws`): URL, parsing of server messages, and the messages
-// the dashboard sends. Reconnection lives in composables/useReconnectingSocket.ts.
+// the dashboard sends. Message types are generated from common/messages.py (see types.ts).
+// Reconnection lives in composables/useReconnectingSocket.ts.
 
-import { isArticle } from './http'
-import type { ServerFilters, ServerMessage } from './types'
+import { isArticle, isRecord } from './http'
+import type { ClientMessage, ServerFilters, ServerMessage } from './types'
 
 /** Close code the server uses for a missing or wrong token: do not retry with the same one. */
 export const CLOSE_UNAUTHORIZED = 4401
-export const PING = JSON.stringify({ type: 'ping' })
+export const PING = JSON.stringify({ type: 'ping' } satisfies ClientMessage)
 
 /** `?token=` (browsers cannot set headers on a WebSocket) and `?since=` to resume after a reconnect. */
 export function liveUrl(wsUrl: string, token: string, since: string | null): string {
@@ -17,10 +18,14 @@ export function liveUrl(wsUrl: string, token: string, since: string | null): str
 }
 
 export function subscribeMessage(filters: ServerFilters): string {
-  return JSON.stringify({ type: 'subscribe', filters })
+  return JSON.stringify({ type: 'subscribe', filters } satisfies ClientMessage)
 }
 
-/** A server message, or null for anything unknown or malformed (ignored, never thrown). */
+/**
+ * A server message, or null for anything unknown or malformed (ignored, never thrown). The server's
+ * frames are trusted to follow the contract as far as the dashboard relies on them: what each kind
+ * carries is checked, and articles that are not articles are left out of `initial_data`.
+ */
 export function parseServerMessage(text: string): ServerMessage | null {
   let value: unknown
   try {
@@ -28,21 +33,29 @@ export function parseServerMessage(text: string): ServerMessage | null {
   } catch {
     return null
   }
-  if (typeof value !== 'object' || value === null) return null
-  const msg = value as Record<string, unknown>
-  const cursor = typeof msg.cursor === 'string' ? { cursor: msg.cursor } : {}
+  if (!isRecord(value)) return null
+  const msg = value as ServerMessage
   switch (msg.type) {
     case 'initial_data':
-      return Array.isArray(msg.data) ? { type: 'initial_data', data: msg.data.filter(isArticle), ...cursor } : null
+      return Array.isArray(msg.data) && optionalCursor(msg.cursor) ? { ...msg, data: msg.data.filter(isArticle) } : null
     case 'new_analysis':
-      return isArticle(msg.data) ? { type: 'new_analysis', data: msg.data, ...cursor } : null
+      return isArticle(msg.data) && typeof msg.cursor === 'string' ? msg : null
+    case 'ping':
+      // The heartbeat carries the resume cursor: the only one a quiet connection ever gets.
+      return typeof msg.cursor === 'string' ? msg : null
     case 'lagged':
-      return { type: 'lagged', dropped: typeof msg.dropped === 'number' ? msg.dropped : 0 }
-    case 'pong':
-      return { type: 'pong' }
+      return typeof msg.dropped === 'number' ? msg : null
+    case 'subscribed':
+      return isRecord(msg.filters) ? msg : null
     case 'error':
-      return { type: 'error', message: typeof msg.message === 'string' ? msg.message : 'error' }
+      return typeof msg.message === 'string' ? msg : null
+    case 'pong':
+      return msg
     default:
       return null
   }
+}
+
+function optionalCursor(cursor: unknown): boolean {
+  return cursor === undefined || cursor === null || typeof cursor === 'string'
 }

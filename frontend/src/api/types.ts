@@ -1,10 +1,53 @@
-// The wire shapes of the consumer API, mirroring common/schemas.py (AnalyzedArticle) and the
-// WebSocket protocol in DESIGN.md. Fields the server may add later are optional here.
+// Readable names for the consumer's wire shapes. The shapes themselves are generated from the Python
+// models (`make contract`: scripts/export_contract.py -> ./generated), never written here by hand:
+// REST from the consumer's OpenAPI document, WebSocket messages from common/messages.py.
 
-export type Sentiment = 'positive' | 'neutral' | 'negative'
-export const SENTIMENTS: readonly Sentiment[] = ['positive', 'neutral', 'negative']
+import type { components as rest, operations } from './generated/consumer'
+import type { components as wire } from './generated/messages'
 
-/** Category labels the engine emits (common/schemas.py CATEGORIES). */
+type Rest = rest['schemas']
+type Wire = wire['schemas']
+
+/** `A`, provided it can be used where `B` is expected: a compile-time check that two contracts agree. */
+type Fits<A extends B, B> = A
+
+// REST and the WebSocket carry the same stored record (common.schemas.AnalyzedArticle). The messages'
+// schema marks the fields the server always writes as required (FastAPI's marks only those without a
+// default), so it is the one named here; each also has to fit the REST type, or this fails to compile.
+export type AnalyzedArticle = Fits<Wire['AnalyzedArticle'], Rest['AnalyzedArticle']>
+export type Analysis = Fits<Wire['Analysis'], Rest['Analysis']>
+export type Entity = Fits<Wire['Entity'], Rest['Entity']>
+export type Sentiment = Analysis['sentiment']
+
+/** `GET /stats/sentiment`: counts per sentiment and mean score per time bucket. */
+export type SentimentStats = Rest['SentimentStats']
+export type SentimentBucket = Rest['SentimentBucket']
+/** `GET /trends`: most frequent keywords and entities of the window that ends now. */
+export type Trends = Rest['TrendsSnapshot']
+export type TrendItem = Rest['TrendItem']
+
+/** `GET /stats/sentiment` and `GET /trends` query parameters, as the server names them. */
+export type SentimentStatsQuery = NonNullable<operations['sentiment_stats_stats_sentiment_get']['parameters']['query']>
+export type TrendsQuery = NonNullable<operations['trends_trends_get']['parameters']['query']>
+
+/** Filters the server understands (REST query and WebSocket `subscribe`); all optional. */
+export type ServerFilters = Wire['ArticleFilters']
+
+/** What the server sends on `/ws`. */
+export type ServerMessage = Wire['ServerMessage']
+/** What the server accepts on `/ws`. */
+export type ClientMessage = Wire['ClientMessage']
+export type ServerMessageType = ServerMessage['type']
+
+// Display order; `satisfies` makes a sentiment added to (or removed from) the contract fail to compile here.
+const SENTIMENT_ORDER = { positive: 0, neutral: 1, negative: 2 } satisfies Record<Sentiment, number>
+/** Every sentiment, in display order. */
+export const SENTIMENTS = Object.keys(SENTIMENT_ORDER) as Sentiment[]
+
+/**
+ * Category labels the engine emits (common/schemas.py CATEGORIES), offered in the filter before any
+ * article carries them. The wire types declare `category` as a string, so this list is not generated.
+ */
 export const CATEGORIES = [
   'world',
   'politics',
@@ -16,81 +59,3 @@ export const CATEGORIES = [
   'entertainment',
   'other',
 ] as const
-
-export interface Entity {
-  text: string
-  type: string
-  /** canonical id shared by every surface form of one entity (absent on older records) */
-  id?: string | null
-  /** canonical display name ("Donald Trump" for "Trump") */
-  name?: string | null
-}
-
-export interface Analysis {
-  sentiment: Sentiment
-  sentiment_score: number
-  keywords: string[]
-  entities: Entity[]
-  category: string
-  language: string
-  importance_score: number
-  summary?: string | null
-  providers?: Record<string, string>
-  models?: Record<string, string>
-  engine_version?: string
-  latency_ms?: number
-}
-
-export interface AnalyzedArticle {
-  schema_version?: number
-  id: string
-  url: string
-  title: string
-  description?: string | null
-  content?: string | null
-  source: string
-  author?: string | null
-  published_at: string
-  fetched_at?: string
-  origin?: string
-  language_hint?: string | null
-  analysis: Analysis
-  analyzed_at?: string
-}
-
-/** Filters the server understands (REST query and WebSocket `subscribe`); all optional. */
-export interface ServerFilters {
-  sentiment?: Sentiment
-  source?: string
-  category?: string
-  language?: string
-  entity?: string
-}
-
-export type ServerMessage =
-  | { type: 'initial_data'; data: AnalyzedArticle[]; cursor?: string }
-  | { type: 'new_analysis'; data: AnalyzedArticle; cursor?: string }
-  | { type: 'lagged'; dropped: number }
-  | { type: 'pong' }
-  | { type: 'error'; message: string }
-
-/** One time bucket of sentiment statistics (per source when `source` is set). */
-export interface SentimentBucket {
-  start: string
-  source: string | null
-  positive: number
-  neutral: number
-  negative: number
-  meanScore: number | null
-}
-
-export interface TrendItem {
-  text: string
-  count: number
-  type?: string
-}
-
-export interface Trends {
-  keywords: TrendItem[]
-  entities: TrendItem[]
-}

@@ -35,7 +35,8 @@ export function useLiveFeed(options: LiveFeedOptions) {
     url: () => liveUrl(config.wsUrl, config.token, feed.cursor),
     onOpen: ({ reconnect }) => {
       if (filters.serverKey !== '{}' || reconnect) sendSubscription()
-      // Without a server cursor, `initial_data` only covers the newest few: fetch more to close the gap.
+      // Without a cursor (none received yet: no ping, no article), `initial_data` only covers the newest
+      // few: fetch more to close the gap.
       // The same refill clears an "unreachable" banner once the API is back.
       if ((reconnect && !feed.cursor) || feed.apiError) void feed.loadRecent(client, refillLimit)
     },
@@ -44,6 +45,9 @@ export function useLiveFeed(options: LiveFeedOptions) {
       if (!msg) return
       feed.handleMessage(msg)
       if (msg.type === 'lagged') void feed.loadRecent(client, Math.min(200, msg.dropped + 20))
+      // The server could not replay everything after our cursor (too old or too much): it sent its
+      // current snapshot instead, so fetch more to close the gap.
+      if (msg.type === 'initial_data' && msg.resumed === false) void feed.loadRecent(client, refillLimit)
     },
   })
 

@@ -106,7 +106,6 @@ export default {
     count: 'Articles',
     mean: 'Mean score',
     empty: 'No data to chart yet.',
-    local: 'The server has no statistics endpoint yet; this chart is computed from the {count} articles loaded in this page.',
     error: 'Statistics are unavailable right now.',
   },
   trends: {
@@ -114,7 +113,6 @@ export default {
     keywords: 'Keywords',
     entities: 'Entities',
     empty: 'Nothing trending yet.',
-    local: 'Computed from the {count} articles loaded in this page (the server has no trends endpoint yet).',
     error: 'Trends are unavailable right now.',
     filterBy: 'Filter by {text}',
   },

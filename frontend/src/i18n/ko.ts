@@ -108,7 +108,6 @@ const ko: typeof en = {
     count: '기사 수',
     mean: '평균 점수',
     empty: '아직 차트로 보일 데이터가 없습니다.',
-    local: '서버에 통계 엔드포인트가 아직 없어, 이 페이지에 불러온 기사 {count}건으로 계산했습니다.',
     error: '지금은 통계를 불러올 수 없습니다.',
   },
   trends: {
@@ -116,7 +115,6 @@ const ko: typeof en = {
     keywords: '키워드',
     entities: '개체명',
     empty: '아직 트렌드가 없습니다.',
-    local: '이 페이지에 불러온 기사 {count}건으로 계산했습니다 (서버에 트렌드 엔드포인트가 아직 없음).',
     error: '지금은 트렌드를 불러올 수 없습니다.',
     filterBy: '{text}(으)로 필터',
   },

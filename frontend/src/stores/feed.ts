@@ -25,7 +25,7 @@ export const useFeedStore = defineStore('feed', () => {
 
   const byId = shallowReactive(new Map<string, AnalyzedArticle>())
   const order = ref<string[]>([])
-  /** Resume cursor from the server (when it sends one), passed back as `?since=` on reconnect. */
+  /** The newest resume cursor the server sent (pings, articles, a resumed `initial_data`): `?since=` on reconnect. */
   const cursor = ref<string | null>(null)
   const initialLoaded = ref(false)
   const liveReceived = ref(0)
@@ -93,7 +93,7 @@ export const useFeedStore = defineStore('feed', () => {
   function handleMessage(msg: ServerMessage): void {
     switch (msg.type) {
       case 'initial_data':
-        // On a reconnect this is the server's current snapshot: what we missed goes on top.
+        // On a reconnect this is what we missed (or, `resumed: false`, the current snapshot): on top.
         upsertMany(msg.data, 'front')
         initialLoaded.value = true
         break
@@ -106,9 +106,14 @@ export const useFeedStore = defineStore('feed', () => {
         droppedTotal.value += msg.dropped
         lastLaggedAt.value = Date.now()
         break
-      default:
+      case 'ping':
+        break // carries only the cursor, stored below
+      case 'pong':
+      case 'subscribed':
+      case 'error':
         return
     }
+    // In stream order: each cursor is at or after the one before, and covers what came before it.
     if ('cursor' in msg && msg.cursor) cursor.value = msg.cursor
   }
 

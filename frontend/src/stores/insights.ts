@@ -1,16 +1,13 @@
-// Top stories, sentiment over time and trends: read from the REST API on demand. Where the
-// server has no such endpoint yet (404), the panels fall back to the loaded articles and say so.
+// Top stories, sentiment over time and trends: served by the consumer's REST API (the stream worker's
+// windowed statistics), read on demand. The dashboard computes none of them itself.
 
 import { defineStore } from 'pinia'
-import { computed, ref } from 'vue'
+import { ref } from 'vue'
 
 import { ApiError, type ApiClient } from '@/api/http'
-import type { AnalyzedArticle, SentimentBucket, Trends } from '@/api/types'
-import { bucketSentiment, countTrends } from '@/lib/aggregate'
-import { useFeedStore } from '@/stores/feed'
+import type { AnalyzedArticle, SentimentBucket, TrendItem } from '@/api/types'
 
-/** `ok`: from the server; `local`: the server lacks the endpoint, computed from loaded articles. */
-export type PanelState = 'idle' | 'loading' | 'ok' | 'local' | 'error'
+export type PanelState = 'idle' | 'loading' | 'ok' | 'error'
 
 export const TOP_WINDOWS = ['1h', '24h', '7d', 'all'] as const
 export type TopWindow = (typeof TOP_WINDOWS)[number]
@@ -28,24 +25,20 @@ export function windowStart(window: TopWindow, now = Date.now()): Date | null {
 }
 
 export const TOP_LIMIT = 10
+export const TRENDS_LIMIT = 10
 
 export const useInsightsStore = defineStore('insights', () => {
-  const feed = useFeedStore()
   const topWindow = ref<TopWindow>('all')
   const top = ref<AnalyzedArticle[]>([])
   const topState = ref<PanelState>('idle')
 
   const perSource = ref(false)
-  const serverSentiment = ref<SentimentBucket[]>([])
+  /** `GET /stats/sentiment` buckets, oldest first (one per source and time when `perSource`). */
+  const sentiment = ref<SentimentBucket[]>([])
   const sentimentState = ref<PanelState>('idle')
-  /** The server's buckets, or (state `local`) buckets of the loaded articles, kept up to date as they arrive. */
-  const sentiment = computed(() =>
-    sentimentState.value === 'local' ? bucketSentiment(feed.articles, perSource.value) : serverSentiment.value,
-  )
 
-  const serverTrends = ref<Trends>({ keywords: [], entities: [] })
+  const trends = ref<{ keywords: TrendItem[]; entities: TrendItem[] }>({ keywords: [], entities: [] })
   const trendsState = ref<PanelState>('idle')
-  const trends = computed(() => (trendsState.value === 'local' ? countTrends(feed.articles, 10) : serverTrends.value))
 
   const lastError = ref<ApiError | null>(null)
 
@@ -56,14 +49,9 @@ export const useInsightsStore = defineStore('insights', () => {
 
   async function refreshTop(client: ApiClient, now = Date.now()): Promise<void> {
     if (topState.value === 'idle') topState.value = 'loading'
-    const since = windowStart(topWindow.value, now)
     try {
-      // Ask for more than shown: a server that ignores `since` is corrected here.
-      const items = await client.top(TOP_LIMIT * 5, since)
-      top.value = items
-        .filter((a) => since === null || Date.parse(a.published_at) >= since.getTime())
-        .sort((a, b) => b.analysis.importance_score - a.analysis.importance_score)
-        .slice(0, TOP_LIMIT)
+      // The server filters by `since` and orders by importance.
+      top.value = await client.top(TOP_LIMIT, windowStart(topWindow.value, now))
       topState.value = 'ok'
     } catch (err) {
       topState.value = failed(err)
@@ -73,28 +61,21 @@ export const useInsightsStore = defineStore('insights', () => {
   async function refreshSentiment(client: ApiClient): Promise<void> {
     if (sentimentState.value === 'idle') sentimentState.value = 'loading'
     try {
-      serverSentiment.value = await client.sentimentStats({ perSource: perSource.value })
+      sentiment.value = (await client.sentimentStats({ by_source: perSource.value })).buckets
       sentimentState.value = 'ok'
     } catch (err) {
-      if (err instanceof ApiError && err.kind === 'not_found') {
-        sentimentState.value = 'local'
-      } else {
-        sentimentState.value = failed(err)
-      }
+      sentimentState.value = failed(err)
     }
   }
 
   async function refreshTrends(client: ApiClient): Promise<void> {
     if (trendsState.value === 'idle') trendsState.value = 'loading'
     try {
-      serverTrends.value = await client.trends({ limit: 10 })
+      const { keywords, entities } = await client.trends({ limit: TRENDS_LIMIT })
+      trends.value = { keywords: keywords ?? [], entities: entities ?? [] }
       trendsState.value = 'ok'
     } catch (err) {
-      if (err instanceof ApiError && err.kind === 'not_found') {
-        trendsState.value = 'local'
-      } else {
-        trendsState.value = failed(err)
-      }
+      trendsState.value = failed(err)
     }
   }
 

@@ -1,10 +1,10 @@
 import { describe, expect, it, vi } from 'vitest'
 
 import { deriveWsUrl, resolveConfig } from '@/api/config'
-import { ApiError, createApiClient, normaliseSentimentStats, normaliseTrends } from '@/api/http'
+import { ApiError, createApiClient } from '@/api/http'
 import { liveUrl, parseServerMessage, subscribeMessage } from '@/api/live'
 
-import { jsonResponse, makeArticle } from './helpers'
+import { bucket, jsonResponse, makeArticle, sentimentStats, trends } from './helpers'
 
 describe('runtime config', () => {
   it('derives the WebSocket URL from the API base', () => {
@@ -38,7 +38,7 @@ describe('REST client', () => {
   })
 
   it('sends no Authorization header without a token', async () => {
-    const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse({ items: [] }))
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse([]))
     await createApiClient({ ...config, token: '' }, fetch).top(10, new Date('2024-01-01T00:00:00Z'))
     const [url, init] = fetch.mock.calls[0]!
     expect(url).toBe('http://api.test/news/top?limit=10&since=2024-01-01T00%3A00%3A00.000Z')
@@ -64,61 +64,29 @@ describe('REST client', () => {
     expect((err as ApiError).kind).toBe('unreachable')
   })
 
-  it('normalises the likely shapes of /stats/sentiment', () => {
-    expect(
-      normaliseSentimentStats({
-        buckets: [
-          { start: '2024-05-01T11:00:00Z', counts: { positive: 2, neutral: 1, negative: 0 }, mean_score: 0.4 },
-          { bucket: 1714554000, positive: 1, negative: 3, mean: -0.5, source: 'BBC' },
-          { nonsense: true },
-        ],
-      }),
-    ).toEqual([
-      { start: '2024-05-01T09:00:00.000Z', source: 'BBC', positive: 1, neutral: 0, negative: 3, meanScore: -0.5 },
-      { start: '2024-05-01T11:00:00Z', source: null, positive: 2, neutral: 1, negative: 0, meanScore: 0.4 },
-    ])
-    expect(normaliseSentimentStats('garbage')).toEqual([])
+  it('refuses a list response that is not a list (the server sends the bare list; the cursor is a header)', async () => {
+    const client = createApiClient(config, async () => jsonResponse({ items: [makeArticle()] }))
+    await expect(client.recent()).rejects.toMatchObject({ kind: 'invalid' })
   })
 
-  it('reads the shapes common/stats.py declares (SentimentBucket, TrendsSnapshot)', () => {
-    const bucket = {
-      start: '2024-05-01T10:00:00Z',
-      end: '2024-05-01T10:05:00Z',
-      source: null,
-      positive: 2,
-      neutral: 1,
-      negative: 1,
-      count: 4,
-      mean_score: 0.1,
-    }
-    expect(normaliseSentimentStats([bucket])).toEqual([
-      { start: bucket.start, source: null, positive: 2, neutral: 1, negative: 1, meanScore: 0.1 },
-    ])
-    expect(normaliseSentimentStats({ buckets: [{ ...bucket, mean_score: null }] })[0]!.meanScore).toBeNull()
-    expect(
-      normaliseTrends({
-        window_start: '2024-05-01T10:00:00Z',
-        window_end: '2024-05-01T10:15:00Z',
-        window_minutes: 15,
-        keywords: [{ term: 'ai', count: 3, type: null }],
-        entities: [{ term: 'Seoul', count: 2, type: 'GPE' }],
-      }),
-    ).toEqual({ keywords: [{ text: 'ai', count: 3 }], entities: [{ text: 'Seoul', count: 2, type: 'GPE' }] })
+  it('reads /stats/sentiment with the server query names', async () => {
+    const body = sentimentStats([bucket('2024-05-01T10:00:00Z', { positive: 2, negative: 1, mean_score: 0.1 })])
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse(body))
+    const client = createApiClient(config, fetch)
+    expect(await client.sentimentStats({ by_source: true, bucket: '1h' })).toEqual(body)
+    expect(fetch.mock.calls[0]![0]).toBe('http://api.test/stats/sentiment?by_source=true&bucket=1h')
+    await expect(createApiClient(config, async () => jsonResponse([])).sentimentStats()).rejects.toMatchObject({
+      kind: 'invalid',
+    })
   })
 
-  it('normalises the likely shapes of /trends', () => {
-    expect(
-      normaliseTrends({
-        keywords: [{ term: 'AI', count: 4 }, ['chips', 2], 'plain'],
-        entities: { items: [{ text: 'Seoul', type: 'GPE', score: 3 }] },
-      }),
-    ).toEqual({
-      keywords: [
-        { text: 'AI', count: 4 },
-        { text: 'chips', count: 2 },
-        { text: 'plain', count: 0 },
-      ],
-      entities: [{ text: 'Seoul', type: 'GPE', count: 3 }],
+  it('reads /trends', async () => {
+    const body = trends([{ term: 'ai', count: 3, type: null }], [{ term: 'Seoul', count: 2, type: 'GPE' }])
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse(body))
+    expect(await createApiClient(config, fetch).trends({ limit: 5 })).toEqual(body)
+    expect(fetch.mock.calls[0]![0]).toBe('http://api.test/trends?limit=5')
+    await expect(createApiClient(config, async () => jsonResponse({ keywords: [] })).trends()).rejects.toMatchObject({
+      kind: 'invalid',
     })
   })
 })
@@ -139,6 +107,15 @@ describe('WebSocket protocol', () => {
     })
     expect(parseServerMessage('{"type":"lagged","dropped":7}')).toEqual({ type: 'lagged', dropped: 7 })
     expect(parseServerMessage('{"type":"pong"}')).toEqual({ type: 'pong' })
+    expect(parseServerMessage('{"type":"ping","cursor":"1700-2"}')).toEqual({ type: 'ping', cursor: '1700-2' })
+    expect(parseServerMessage('{"type":"ping"}')).toBeNull()
+    const resumed = { type: 'initial_data', data: [a], cursor: '9-1', resumed: true }
+    expect(parseServerMessage(JSON.stringify(resumed))).toEqual(resumed)
+    expect(parseServerMessage('{"type":"subscribed","filters":{"source":"BBC"}}')).toEqual({
+      type: 'subscribed',
+      filters: { source: 'BBC' },
+    })
+    expect(parseServerMessage('{"type":"error","message":"subscribe: bad"}')).toEqual({ type: 'error', message: 'subscribe: bad' })
     expect(parseServerMessage('{"type":"new_analysis","data":{"id":1}}')).toBeNull()
     expect(parseServerMessage('{"type":"surprise"}')).toBeNull()
     expect(parseServerMessage('not json')).toBeNull()

@@ -1,6 +1,6 @@
 // Test doubles: a scripted WebSocket, a fake fetch, and article factories.
 import type { ApiClient } from '@/api/http'
-import type { AnalyzedArticle, Analysis } from '@/api/types'
+import type { AnalyzedArticle, Analysis, SentimentBucket, SentimentStats, TrendItem, Trends } from '@/api/types'
 import type { SocketLike } from '@/composables/useReconnectingSocket'
 
 export class FakeSocket implements SocketLike {
@@ -58,6 +58,7 @@ export function makeArticle(overrides: Partial<AnalyzedArticle> = {}, analysis: 
   counter += 1
   const id = overrides.id ?? counter.toString(16).padStart(32, '0')
   return {
+    schema_version: 1,
     id,
     url: `https://news.example/${id}`,
     title: `Headline ${counter}`,
@@ -79,6 +80,10 @@ export function makeArticle(overrides: Partial<AnalyzedArticle> = {}, analysis: 
       language: 'en',
       importance_score: 5,
       summary: null,
+      providers: { sentiment: 'local' },
+      models: { sentiment: 'test' },
+      engine_version: '1',
+      latency_ms: 3,
       ...analysis,
     },
   }
@@ -91,12 +96,28 @@ export function fakeClient(overrides: Partial<ApiClient> = {}): ApiClient {
     article: async () => {
       throw new Error('not stubbed')
     },
-    sentimentStats: async () => [],
-    trends: async () => ({ keywords: [], entities: [] }),
+    sentimentStats: async () => sentimentStats([]),
+    trends: async () => trends([], []),
     ...overrides,
   }
 }
 
 export function jsonResponse(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } })
+}
+
+/** A `GET /stats/sentiment` body as the server sends it (5-minute buckets over the last 24 hours). */
+export function sentimentStats(buckets: SentimentBucket[], source: string | null = null): SentimentStats {
+  return { since: '2024-05-01T00:00:00Z', until: '2024-05-02T00:00:00Z', bucket_seconds: 300, source, buckets }
+}
+
+export function bucket(start: string, counts: Partial<SentimentBucket> = {}): SentimentBucket {
+  const end = new Date(Date.parse(start) + 300_000).toISOString()
+  const { positive = 0, neutral = 0, negative = 0 } = counts
+  return { start, end, source: null, positive, neutral, negative, count: positive + neutral + negative, mean_score: null, ...counts }
+}
+
+/** A `GET /trends` body as the server sends it. */
+export function trends(keywords: TrendItem[], entities: TrendItem[]): Trends {
+  return { window_start: '2024-05-01T23:45:00Z', window_end: '2024-05-02T00:00:00Z', window_minutes: 15, keywords, entities }
 }

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest'
 
-import { bucketSentiment, countTrends, pickBucketMs } from '@/lib/aggregate'
 import { backoffDelay } from '@/lib/backoff'
 import { activeFilterCount, matchesFilters, toServerFilters } from '@/lib/filters'
 import { dateLocale, formatScore, safeHref } from '@/lib/format'
@@ -75,40 +74,6 @@ describe('matchesFilters', () => {
       entity: 'Seoul',
     })
     expect(activeFilterCount({ sentiment: 'negative', source: '', text: 'x' })).toBe(2)
-  })
-})
-
-describe('aggregates', () => {
-  it('picks a round bucket width', () => {
-    expect(pickBucketMs(0, 10 * 60_000)).toBe(60_000)
-    expect(pickBucketMs(0, 20 * 3_600_000)).toBe(3_600_000)
-    expect(pickBucketMs(0, 90 * 86_400_000)).toBe(7 * 86_400_000)
-  })
-
-  it('buckets sentiment with counts and mean, per source when asked', () => {
-    const articles = [
-      makeArticle({ analyzed_at: '2024-05-01T10:05:00Z', source: 'A' }, { sentiment: 'positive', sentiment_score: 0.8 }),
-      makeArticle({ analyzed_at: '2024-05-01T10:10:00Z', source: 'B' }, { sentiment: 'negative', sentiment_score: -0.4 }),
-      makeArticle({ analyzed_at: '2024-05-01T12:10:00Z', source: 'A' }, { sentiment: 'neutral', sentiment_score: 0 }),
-    ]
-    const all = bucketSentiment(articles)
-    expect(all.length).toBeGreaterThanOrEqual(2)
-    const first = all[0]!
-    expect(first.positive + first.negative).toBe(2)
-    expect(first.meanScore).toBeCloseTo(0.2)
-    const perSource = bucketSentiment(articles, true)
-    expect(new Set(perSource.map((b) => b.source))).toEqual(new Set(['A', 'B']))
-    expect(bucketSentiment([])).toEqual([])
-  })
-
-  it('counts keywords once per article and entities by type', () => {
-    const trends = countTrends([
-      makeArticle({}, { keywords: ['AI', 'ai', 'chips'], entities: [{ text: 'Seoul', type: 'GPE' }] }),
-      makeArticle({}, { keywords: ['chips'], entities: [{ text: 'Seoul', type: 'GPE' }] }),
-    ])
-    expect(trends.keywords[0]).toEqual({ text: 'chips', count: 2 })
-    expect(trends.keywords.find((k) => k.text.toLowerCase() === 'ai')?.count).toBe(1)
-    expect(trends.entities).toEqual([{ text: 'Seoul', type: 'GPE', count: 2 }])
   })
 })
 

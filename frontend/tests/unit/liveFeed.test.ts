@@ -45,7 +45,7 @@ describe('useLiveFeed', () => {
     expect(feed.connection).toBe('open')
     const a = makeArticle()
     socket.serverSend({ type: 'initial_data', data: [a] })
-    socket.serverSend({ type: 'new_analysis', data: makeArticle() })
+    socket.serverSend({ type: 'new_analysis', data: makeArticle(), cursor: '1700-0' })
     socket.serverSend('garbage')
     expect(feed.articles).toHaveLength(2)
     socket.serverClose(1006)
@@ -87,6 +87,57 @@ describe('useLiveFeed', () => {
     socket.serverOpen()
     expect(sentJson(socket)).toEqual([{ type: 'subscribe', filters: { category: 'sports' } }])
     expect(recent).not.toHaveBeenCalled() // the server replays the gap itself
+  })
+
+  it("a quiet connection resumes from the heartbeat's cursor, with nothing fetched over REST", async () => {
+    const recent = vi.fn(async () => [])
+    start(fakeClient({ recent }))
+    const feed = useFeedStore()
+    let socket = FakeSocket.last()
+    socket.serverOpen()
+    // The first connection's initial_data carries no cursor (the seed's shape), and no article arrives:
+    // the server's ping is the only thing that says where this client is in the stream.
+    socket.serverSend({ type: 'initial_data', data: [makeArticle()] })
+    expect(feed.cursor).toBeNull()
+    socket.serverSend({ type: 'ping', cursor: '1700-5' })
+    expect(feed.cursor).toBe('1700-5')
+    socket.serverClose(1006)
+    vi.advanceTimersByTime(1000)
+    socket = FakeSocket.last()
+    expect(socket.url).toBe('ws://api.test/ws?token=tok&since=1700-5')
+    socket.serverOpen()
+    socket.serverSend({ type: 'initial_data', data: [], cursor: '1700-9', resumed: true })
+    expect(feed.cursor).toBe('1700-9')
+    await nextTick()
+    expect(recent).not.toHaveBeenCalled() // the server replayed the gap itself
+  })
+
+  it('a later ping moves the cursor past the last article', () => {
+    start()
+    const feed = useFeedStore()
+    const socket = FakeSocket.last()
+    socket.serverOpen()
+    socket.serverSend({ type: 'new_analysis', data: makeArticle(), cursor: '1700-3' })
+    socket.serverSend({ type: 'ping', cursor: '1800-0' })
+    socket.serverSend({ type: 'pong' })
+    expect(feed.cursor).toBe('1800-0')
+  })
+
+  it('when the server could not resume (resumed: false), fills the gap over REST', async () => {
+    const missed = makeArticle()
+    const recent = vi.fn(async () => [missed])
+    start(fakeClient({ recent }))
+    const feed = useFeedStore()
+    FakeSocket.last().serverOpen()
+    FakeSocket.last().serverSend({ type: 'ping', cursor: '1-0' })
+    FakeSocket.last().serverClose(1006)
+    vi.advanceTimersByTime(1000)
+    FakeSocket.last().serverOpen()
+    expect(recent).not.toHaveBeenCalled()
+    FakeSocket.last().serverSend({ type: 'initial_data', data: [], cursor: '1900-0', resumed: false })
+    await vi.waitFor(() => expect(feed.byId.has(missed.id)).toBe(true))
+    expect(recent).toHaveBeenCalledWith(100, {})
+    expect(feed.cursor).toBe('1900-0')
   })
 
   it('without a server cursor, fills the gap over REST after a reconnect', async () => {

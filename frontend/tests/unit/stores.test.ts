@@ -4,9 +4,9 @@ import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { ApiError } from '@/api/http'
 import { MAX_ARTICLES, useFeedStore } from '@/stores/feed'
 import { useFiltersStore } from '@/stores/filters'
-import { useInsightsStore, windowStart } from '@/stores/insights'
+import { TOP_LIMIT, TRENDS_LIMIT, useInsightsStore, windowStart } from '@/stores/insights'
 
-import { fakeClient, makeArticle } from './helpers'
+import { bucket, fakeClient, makeArticle, sentimentStats as stats, trends } from './helpers'
 
 beforeEach(() => setActivePinia(createPinia()))
 
@@ -17,7 +17,7 @@ describe('feed store', () => {
     feed.handleMessage({ type: 'initial_data', data: [a, b] })
     expect(feed.initialLoaded).toBe(true)
     expect(feed.articles.map((x) => x.id)).toEqual([a.id, b.id])
-    feed.handleMessage({ type: 'new_analysis', data: c })
+    feed.handleMessage({ type: 'new_analysis', data: c, cursor: '1-0' })
     expect(feed.articles.map((x) => x.id)).toEqual([c.id, a.id, b.id])
     expect(feed.fresh.has(c.id)).toBe(true)
     expect(feed.liveReceived).toBe(1)
@@ -26,9 +26,9 @@ describe('feed store', () => {
   it('stores each article once; a newer analysis replaces, an older one does not', () => {
     const feed = useFeedStore()
     const a = makeArticle({ analyzed_at: '2024-05-01T10:00:00Z' }, { sentiment: 'neutral' })
-    feed.handleMessage({ type: 'new_analysis', data: a })
-    feed.handleMessage({ type: 'new_analysis', data: { ...a, analyzed_at: '2024-05-01T11:00:00Z', analysis: { ...a.analysis, sentiment: 'positive' } } })
-    feed.handleMessage({ type: 'new_analysis', data: { ...a, analyzed_at: '2024-05-01T09:00:00Z', analysis: { ...a.analysis, sentiment: 'negative' } } })
+    feed.handleMessage({ type: 'new_analysis', data: a, cursor: '2-0' })
+    feed.handleMessage({ type: 'new_analysis', data: { ...a, analyzed_at: '2024-05-01T11:00:00Z', analysis: { ...a.analysis, sentiment: 'positive' } }, cursor: '2-0' })
+    feed.handleMessage({ type: 'new_analysis', data: { ...a, analyzed_at: '2024-05-01T09:00:00Z', analysis: { ...a.analysis, sentiment: 'negative' } }, cursor: '3-0' })
     expect(feed.articles).toHaveLength(1)
     expect(feed.articles[0]!.analysis.sentiment).toBe('positive')
   })
@@ -53,18 +53,27 @@ describe('feed store', () => {
 
   it('remembers the server resume cursor', () => {
     const feed = useFeedStore()
+    feed.handleMessage({ type: 'initial_data', data: [] })
+    expect(feed.cursor).toBeNull() // the seed's shape: no cursor on a first connection
+    feed.handleMessage({ type: 'ping', cursor: '41-0' })
+    expect(feed.cursor).toBe('41-0')
     feed.handleMessage({ type: 'new_analysis', data: makeArticle(), cursor: '42-0' })
     expect(feed.cursor).toBe('42-0')
     feed.handleMessage({ type: 'pong' })
+    feed.handleMessage({ type: 'subscribed', filters: { source: 'BBC' } })
+    feed.handleMessage({ type: 'error', message: 'subscribe: bad' })
     expect(feed.cursor).toBe('42-0')
+    expect(feed.articles).toHaveLength(1)
+    feed.handleMessage({ type: 'initial_data', data: [], cursor: '50-1', resumed: true })
+    expect(feed.cursor).toBe('50-1')
   })
 
   it('keeps at most MAX_ARTICLES, but never drops the selected one', () => {
     const feed = useFeedStore()
     const first = makeArticle()
-    feed.handleMessage({ type: 'new_analysis', data: first })
+    feed.handleMessage({ type: 'new_analysis', data: first, cursor: '3-0' })
     feed.select(first.id)
-    for (let i = 0; i < MAX_ARTICLES + 5; i++) feed.handleMessage({ type: 'new_analysis', data: makeArticle() })
+    for (let i = 0; i < MAX_ARTICLES + 5; i++) feed.handleMessage({ type: 'new_analysis', data: makeArticle(), cursor: '4-0' })
     expect(feed.articles.length).toBe(MAX_ARTICLES + 1)
     expect(feed.selected?.id).toBe(first.id)
   })
@@ -117,29 +126,46 @@ describe('filters store', () => {
 })
 
 describe('insights store', () => {
-  it('falls back to the loaded articles when the server has no stats or trends (404)', async () => {
+  it('shows the server statistics, with its query names', async () => {
     const insights = useInsightsStore()
+    const buckets = [
+      bucket('2024-05-01T10:00:00Z', { source: 'A', negative: 1, mean_score: -0.5 }),
+      bucket('2024-05-01T10:00:00Z', { source: 'B', positive: 2, mean_score: 0.5 }),
+    ]
+    const sentimentStats = vi.fn(async () => stats(buckets))
+    insights.perSource = true
+    await insights.refreshSentiment(fakeClient({ sentimentStats }))
+    expect(sentimentStats).toHaveBeenCalledWith({ by_source: true })
+    expect(insights.sentimentState).toBe('ok')
+    expect(insights.sentiment).toEqual(buckets)
+    const body = trends([{ term: 'rates', count: 4, type: null }], [{ term: 'Seoul', count: 2, type: 'GPE' }])
+    const trendsCall = vi.fn(async () => body)
+    await insights.refreshTrends(fakeClient({ trends: trendsCall }))
+    expect(trendsCall).toHaveBeenCalledWith({ limit: TRENDS_LIMIT })
+    expect(insights.trendsState).toBe('ok')
+    expect(insights.trends).toEqual({ keywords: body.keywords, entities: body.entities })
+  })
+
+  it('computes nothing from the loaded articles: a missing endpoint is an error, not a local chart', async () => {
+    const insights = useInsightsStore()
+    const feed = useFeedStore()
+    feed.handleMessage({ type: 'initial_data', data: [makeArticle({}, { keywords: ['rates'], sentiment: 'negative' })] })
     const notFound = async () => {
       throw new ApiError('not_found', 'nope', 404)
     }
-    const feed = useFeedStore()
-    feed.handleMessage({ type: 'initial_data', data: [makeArticle({}, { keywords: ['rates'], sentiment: 'negative' })] })
     await insights.refreshSentiment(fakeClient({ sentimentStats: notFound }))
     await insights.refreshTrends(fakeClient({ trends: notFound }))
-    expect(insights.sentimentState).toBe('local')
-    expect(insights.sentiment[0]?.negative).toBe(1)
-    expect(insights.trendsState).toBe('local')
-    expect(insights.trends.keywords[0]?.text).toBe('rates')
-    // ...and follow the articles as they arrive.
-    feed.handleMessage({ type: 'new_analysis', data: makeArticle({}, { keywords: ['rates'], sentiment: 'positive' }) })
-    expect(insights.trends.keywords[0]).toEqual({ text: 'rates', count: 2 })
-    expect(insights.sentiment.reduce((n, b) => n + b.positive, 0)).toBe(1)
+    expect(insights.sentimentState).toBe('error')
+    expect(insights.sentiment).toEqual([])
+    expect(insights.trendsState).toBe('error')
+    expect(insights.trends.keywords).toEqual([])
+    expect(insights.lastError?.kind).toBe('not_found')
   })
 
-  it('uses the server answer when there is one, and reports other failures', async () => {
+  it('keeps the last good answer when a refresh fails', async () => {
     const insights = useInsightsStore()
-    await insights.refreshTrends(fakeClient({ trends: async () => ({ keywords: [{ text: 'k', count: 1 }], entities: [] }) }))
-    expect(insights.trendsState).toBe('ok')
+    const buckets = [bucket('2024-05-01T10:00:00Z', { neutral: 3 })]
+    await insights.refreshSentiment(fakeClient({ sentimentStats: async () => stats(buckets) }))
     await insights.refreshSentiment(
       fakeClient({
         sentimentStats: async () => {
@@ -148,21 +174,21 @@ describe('insights store', () => {
       }),
     )
     expect(insights.sentimentState).toBe('error')
+    expect(insights.sentiment).toEqual(buckets)
   })
 
-  it('keeps the top stories of the window, by importance', async () => {
+  it('asks the server for the top stories of the window, in its order', async () => {
     const insights = useInsightsStore()
     const now = Date.parse('2024-05-02T00:00:00Z')
-    const old = makeArticle({ published_at: '2024-04-01T00:00:00Z' }, { importance_score: 9 })
-    const low = makeArticle({ published_at: '2024-05-01T23:00:00Z' }, { importance_score: 2 })
-    const high = makeArticle({ published_at: '2024-05-01T22:00:00Z' }, { importance_score: 8 })
-    const top = vi.fn(async () => [old, low, high])
+    const [high, low] = [makeArticle({}, { importance_score: 8 }), makeArticle({}, { importance_score: 2 })]
+    const top = vi.fn(async () => [high, low])
     insights.topWindow = '24h'
     await insights.refreshTop(fakeClient({ top }), now)
+    expect(top).toHaveBeenCalledWith(TOP_LIMIT, windowStart('24h', now))
     expect(insights.top.map((a) => a.id)).toEqual([high.id, low.id])
-    expect(top).toHaveBeenCalledWith(50, windowStart('24h', now))
+    expect(insights.topState).toBe('ok')
     insights.topWindow = 'all'
     await insights.refreshTop(fakeClient({ top }), now)
-    expect(insights.top.map((a) => a.id)).toEqual([old.id, high.id, low.id])
+    expect(top).toHaveBeenLastCalledWith(TOP_LIMIT, null)
   })
 })
