@@ -10,6 +10,7 @@ import pytest
 
 from harness.processes import ServiceProcess
 from tests.support.fake_llm import fake_openai
+from tests.support.openapi_fuzz import fuzz
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,16 @@ def test_service_endpoints(spawn: Callable[..., ServiceProcess]) -> None:
         assert both.status_code == 200, both.text
         assert len(both.json()["results"]) == 2
 
+        # The NewsAPI object's content loses its truncation marker; blank text and no source mean "unknown".
+        alone = client.post("/v1/analyze", json={**newsapi, "source": " ", "content": "Short. [+120 chars]"})
+        assert alone.status_code == 200, alone.text
+        assert alone.json()["id"] == both.json()["results"][0]["id"]
+
+        # A batch is all or nothing: one bad article refuses it with 422 naming the article and its field.
+        mixed = client.post("/v1/analyze/batch", json={"articles": [_article(5), {"url": "ftp://x", "title": "t"}]})
+        assert mixed.status_code == 422, mixed.text
+        assert [e["loc"] for e in mixed.json()["detail"]] == [["body", "articles", 1, "url"]]
+
         too_many = client.post("/v1/analyze/batch", json={"articles": [_article(i) for i in range(9)]})
         assert too_many.status_code == 413
         bad = client.post("/v1/analyze", json={"url": "ftp://x", "title": "", "published_at": "never"})
@@ -67,7 +78,7 @@ def test_service_endpoints(spawn: Callable[..., ServiceProcess]) -> None:
         models = client.get("/v1/models").json()
         assert models["tier"] == "standard" and models["ready"] is True
         metrics = client.get("/metrics").text
-        assert 'inference_requests_total{provider="local",task="analyze"} 6.0' in metrics
+        assert 'inference_requests_total{provider="local",task="analyze"} 7.0' in metrics
         assert "inference_batch_size_bucket" in metrics
 
 
@@ -104,3 +115,12 @@ def test_remote_outage_degrades_to_local_without_losing_articles(spawn: Callable
             llm.mode = "ok"  # the provider recovers, but the breaker is still open: local answers go on
             again = client.post("/v1/analyze", json=_article(99)).json()
             assert again["analysis"]["providers"]["sentiment"] == "local"
+
+
+async def test_schemathesis_finds_nothing_against_the_document(spawn: Callable[..., ServiceProcess]) -> None:
+    """Every check schemathesis has, a fixed seed and a bounded number of cases (the longer, random run is
+    tests/chaos/test_openapi_fuzz.py)."""
+    proc = spawn("inference", env={"INFERENCE__TIER": "fast", "MAX_BATCH_REQUEST": "64"})
+    run = await fuzz("inference", proc.port, seed=21, max_examples=25, max_time=45, timeout=80)
+    assert run.returncode == 0 and run.failures == 0, run.output[-8000:]
+    assert run.operations == 6 and run.cases > 100, run.figures()
