@@ -51,8 +51,9 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     def frame(self) -> str:
-        """The text frame as sent: compact JSON, optional fields left out when unset."""
-        return self.model_dump_json(exclude_none=True)
+        """The text frame as sent: compact JSON, the message's own optional fields left out when None (the
+        articles inside keep their nulls)."""
+        return self.model_dump_json(exclude={name for name in type(self).model_fields if getattr(self, name) is None})
 
 
 # --- server to client ---------------------------------------------------------------------------
@@ -121,6 +122,10 @@ class Subscribed(_Message):
 
     type: Literal["subscribed"] = "subscribed"
     filters: ArticleFilters
+
+    def frame(self) -> str:
+        unset = {name for name in ArticleFilters.model_fields if getattr(self.filters, name) is None}
+        return self.model_dump_json(exclude={"filters": unset})
 
 
 class Error(_Message):

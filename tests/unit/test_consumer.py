@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr, ValidationError
 
+from common.messages import SERVER_MESSAGES
 from common.metrics import ConsumerMetrics
 from common.schemas import AnalyzedArticle
 from common.store import ArticleFilters, InvalidCursor, StoredEvent, _decode_cursor, _encode_cursor, stream_id
 from common.webapp import bearer_auth
-from common.messages import SERVER_MESSAGES
 from consumer.api import seconds
 from consumer.ws import Client, Hub
 

@@ -1,0 +1,110 @@
+"""The consumer's REST contract without services: the duration patterns say exactly what is accepted, the
+document lists every status, and query text that is not UTF-8 is refused naming the parameter."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+
+from common.store import CURSOR_PATTERNS, _encode_cursor
+from consumer.api import BUCKET_PATTERN, WINDOW_PATTERN, seconds
+from consumer.main import create_app
+from consumer.settings import ConsumerSettings
+
+pytestmark = pytest.mark.unit
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def spellings(top: int) -> list[str]:
+    """`<n><unit>` (and bare n) for every n of up to 4 digits, every n near the limit, a stride through the
+    rest (the patterns are built digit by digit, so their edges are at these places), and odd shapes."""
+    out = ["", "0", "0m", "00", "05m", "-5m", "5M", "5 m", "m", "1w", "1.5h"]
+    for unit, size in [*UNITS.items(), ("", 1)]:
+        last = top // size
+        numbers = {*range(0, min(last + 3, 10_000)), *range(max(0, last - 3_000), last + 3), *range(0, last, 997)}
+        out += [f"{n}{unit}" for n in sorted(numbers)]
+    return out
+
+
+def test_window_pattern_is_exactly_1s_to_31d() -> None:
+    for text in spellings(31 * 86400):
+        expected = bool(re.fullmatch(r"[1-9][0-9]*[smhd]?", text)) and seconds(text) <= 31 * 86400
+        assert bool(re.search(WINDOW_PATTERN, text)) is expected, text
+
+
+def test_bucket_pattern_is_exactly_a_multiple_of_5m_up_to_7d() -> None:
+    for text in spellings(7 * 86400):
+        size = seconds(text) if re.fullmatch(r"[1-9][0-9]*[mhd]", text) else 0
+        expected = 0 < size <= 7 * 86400 and size % 300 == 0
+        assert bool(re.search(BUCKET_PATTERN, text)) is expected, text
+
+
+def test_cursor_patterns_accept_what_the_store_writes() -> None:
+    for score in ["1714567890.123", "7.5", "0", "1e-07", "-3.25", "1.5e+20", "123456789012345678"]:
+        for order in ("recent", "top"):
+            cursor = _encode_cursor(order, score, "c" * 32)
+            assert re.search(CURSOR_PATTERNS[order], cursor), cursor
+            assert not re.search(CURSOR_PATTERNS["top" if order == "recent" else "recent"], cursor)
+
+
+def app_client(token: str | None = None) -> TestClient:
+    # No lifespan: nothing here reaches the store, so no Kafka or Redis is needed.
+    settings = ConsumerSettings(api_token=SecretStr(token) if token else None)
+    app = create_app(settings, CollectorRegistry())
+    app.state.store = app.state.stats = None  # a refused request never reaches them
+    return TestClient(app)
+
+
+def test_document_lists_every_status() -> None:
+    paths = app_client().get("/openapi.json").json()["paths"]
+    assert set(paths["/news/{article_id}"]["get"]["responses"]) == {"200", "404", "422", "503"}
+    for path in ("/news/recent", "/news/top", "/stats/sentiment", "/trends"):
+        assert set(paths[path]["get"]["responses"]) == {"200", "422", "503"}, path
+    recent = {p["name"]: p for p in paths["/news/recent"]["get"]["parameters"]}
+    assert recent["cursor"]["schema"]["anyOf"][0]["pattern"] == CURSOR_PATTERNS["recent"]
+    headers = paths["/news/top"]["get"]["responses"]["200"]["headers"]
+    assert headers["X-Next-Cursor"]["schema"]["pattern"] == CURSOR_PATTERNS["top"]
+    secured = app_client("s3cret").get("/openapi.json").json()["paths"]
+    for path in ("/", "/news/recent", "/news/{article_id}", "/stats/sentiment", "/trends"):
+        assert "401" in secured[path]["get"]["responses"], path
+    assert "401" not in secured["/healthz"]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "query"),
+    [
+        ("/news/recent", "source", "source=%ED%A0%80"),  # an unpaired surrogate, as UTF-8-style bytes
+        ("/news/top", "entity", "entity=a%DB%82%DF%5E"),
+        ("/stats/sentiment", "source", "source=%FF"),
+        ("/trends", "window", "window=%C3"),
+    ],
+)
+def test_query_text_that_is_not_utf8_is_refused_by_name(path: str, name: str, query: str) -> None:
+    reply = app_client().get(f"{path}?{query}")
+    assert reply.status_code == 422, reply.text
+    (error,) = reply.json()["detail"]
+    assert error["loc"] == ["query", name] and "UTF-8" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "name"),
+    [
+        ("/stats/sentiment", "until=0.5", "until"),
+        ("/stats/sentiment", "since=1700000000", "since"),
+        ("/news/recent", "since=2024-05-01", "since"),
+        ("/stats/sentiment", "bucket=0", "bucket"),
+        ("/stats/sentiment", "bucket=300", "bucket"),
+        ("/stats/sentiment", "window=32d", "window"),
+        ("/news/recent", "cursor=" + "t_1_" + "a" * 32, "cursor"),
+        ("/news/recent", "source=%20%20", "source"),
+    ],
+)
+def test_what_the_document_forbids_is_refused(path: str, query: str, name: str) -> None:
+    reply = app_client().get(f"{path}?{query}")
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["detail"][0]["loc"][:2] == ["query", name]
