@@ -32,7 +32,7 @@ def make_redis(settings: RedisSettings) -> Redis:
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=5),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections too
 
 
 async def open_redis(stack: AsyncExitStack, settings: RedisSettings, *, timeout: float | None = 60.0) -> Redis:
