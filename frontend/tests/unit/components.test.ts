@@ -4,11 +4,14 @@ import { beforeEach, describe, expect, it } from 'vitest'
 
 import ArticleCard from '@/components/ArticleCard.vue'
 import SentimentBadge from '@/components/SentimentBadge.vue'
+import TrendsPanel from '@/components/TrendsPanel.vue'
 import { applyLocale, detectLocale, i18n } from '@/i18n'
 import en from '@/i18n/en'
 import ko from '@/i18n/ko'
+import { useFiltersStore } from '@/stores/filters'
+import { useInsightsStore } from '@/stores/insights'
 
-import { makeArticle } from './helpers'
+import { fakeClient, makeArticle, trends } from './helpers'
 
 function keys(obj: object, prefix = ''): string[] {
   return Object.entries(obj).flatMap(([k, v]) => (typeof v === 'object' ? keys(v as object, `${prefix}${k}.`) : [`${prefix}${k}`]))
@@ -57,6 +60,27 @@ describe('sentiment badge', () => {
     expect(ko.text()).toContain('긍정')
     expect(document.documentElement.lang).toBe('ko')
     applyLocale('en')
+  })
+})
+
+describe('trends panel', () => {
+  beforeEach(() => {
+    setActivePinia(createPinia())
+    applyLocale('en')
+  })
+
+  it("lists the server's terms, and choosing one filters the feed by it", async () => {
+    const insights = useInsightsStore()
+    const body = trends([{ term: 'rates', count: 4, type: null }], [{ term: 'Seoul', count: 2, type: 'GPE' }])
+    await insights.refreshTrends(fakeClient({ trends: async () => body }))
+    const wrapper = mount(TrendsPanel, { global: { plugins: [i18n] } })
+    const buttons = wrapper.findAll('button.trend')
+    expect(buttons.map((b) => b.find('.trend__text').text())).toEqual(['rates', 'Seoul GPE'])
+    await buttons[1]!.trigger('click')
+    await buttons[0]!.trigger('click')
+    const filters = useFiltersStore()
+    expect(filters.entity).toBe('Seoul')
+    expect(filters.text).toBe('rates')
   })
 })
 
