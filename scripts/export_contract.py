@@ -55,8 +55,9 @@ def consumer_openapi() -> dict[str, Any]:
 class _SentFields(GenerateJsonSchema):
     """In what the server sends, a field is required exactly when it is always there.
 
-    Frames are written with `exclude_none` (common.messages `_Message.frame`), so a field whose default is
-    None may be absent; every other field is always written, defaults included. Pydantic's serialization
+    Frames leave a message's optional fields out when they are None (common.messages `_Message.frame`), so
+    a field whose default is None may be absent; every other field is always written, defaults included.
+    (Articles inside keep their nulls: for them "may be absent" is merely cautious.) Pydantic's serialization
     schema marks no defaulted field required; openapi-typescript's `--default-non-nullable` would make every
     defaulted one required (`cursor: string | null` on a frame that leaves it out). This rule is right for
     both, and the module is generated with `--default-non-nullable false`, so `required` alone decides.
