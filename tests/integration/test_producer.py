@@ -24,6 +24,7 @@ from producer.dedup import RedisDedup
 from producer.kafka_sink import KafkaSink
 from producer.service import Publisher
 from tests.support.fake_news import VALID_KEY, FeedItem, NewsServer, korean_items, news_server, rss_feed
+from tests.support.openapi_fuzz import fuzz
 
 pytestmark = pytest.mark.integration
 
@@ -217,22 +218,56 @@ async def test_default_service_has_no_network_sources_and_push_answers_per_item(
         mixed = [
             _item(1),
             _item(3),
-            {"url": "javascript:alert(1)", "title": "x", "published_at": "2024-01-01"},
             {**_item(3), "url": "https://INT.example.org/3?utm_source=x#frag"},
-            {"title": "no url"},
         ]
         answer = (await client.post("/articles", json={"articles": mixed})).json()
-        assert [i["status"] for i in answer["items"]] == ["duplicate", "accepted", "rejected", "duplicate", "rejected"]
-        assert "url" in answer["items"][2]["reason"] and answer["items"][4]["reason"].startswith("url")
-        assert (await client.get("/")).json()["push"]["sent"] == 3
+        assert [i["status"] for i in answer["items"]] == ["duplicate", "accepted", "duplicate"]
+        # One bad article refuses the whole request, naming it; nothing of it is produced.
+        bad = [
+            _item(4),
+            {"url": "javascript:alert(1)", "title": "x", "published_at": "2024-01-01"},
+            {"title": "no url"},
+        ]
+        refused = await client.post("/articles", json={"articles": bad})
+        assert refused.status_code == 422, refused.text
+        assert [e["loc"] for e in refused.json()["detail"]] == [
+            ["body", "articles", 1, "url"],
+            ["body", "articles", 2, "url"],
+        ]
+        # NewsAPI's article object as it comes.
+        newsapi = {
+            "source": {"id": "bbc-news", "name": "BBC News"},
+            "author": None,
+            "title": "Acme wins contract",
+            "description": None,
+            "url": "https://int.example.org/newsapi",
+            "urlToImage": None,
+            "publishedAt": "2024-11-26T05:00:00Z",
+            "content": "The company said... [+2829 chars]",
+        }
+        assert (await client.post("/articles", json={"articles": [newsapi]})).json()["accepted"] == 1
+        assert (await client.get("/")).json()["push"]["sent"] == 4
         assert (await client.post("/articles", json={"articles": []})).status_code == 422
     topics = kafka_settings.topics
-    raw = await read_topic(kafka_settings.bootstrap_servers, topics.raw_topic, expect=3)
-    assert sorted(RawArticle.model_validate_json(r.value).url for r in raw) == [
-        f"https://int.example.org/{n}" for n in (1, 2, 3)
-    ]
-    dlq = await read_topic(kafka_settings.bootstrap_servers, topics.dlq_topic, expect=2)
-    assert len(dlq) == 2 and all(orjson.loads(r.value)["stage"] == "producer:push" for r in dlq)
+    raw = await read_topic(kafka_settings.bootstrap_servers, topics.raw_topic, expect=4)
+    by_url = {a.url: a for a in (RawArticle.model_validate_json(r.value) for r in raw)}
+    assert sorted(by_url) == [f"https://int.example.org/{n}" for n in (1, 2, 3, "newsapi")]
+    pushed = by_url["https://int.example.org/newsapi"]
+    assert (pushed.source, pushed.content, pushed.published_at.isoformat()) == (
+        "BBC News",
+        "The company said...",
+        "2024-11-26T05:00:00+00:00",
+    )
+    assert await read_topic(kafka_settings.bootstrap_servers, topics.dlq_topic, idle=1.0) == []
+
+
+async def test_schemathesis_finds_nothing_against_the_document(spawn, namespace) -> None:
+    """Every check schemathesis has, a fixed seed and a bounded number of cases, against real Kafka and Redis
+    (the longer, random run is tests/chaos/test_openapi_fuzz.py)."""
+    proc = spawn("producer", env={"PRODUCER__POLLING": "false", "PRODUCER__INSTANCE_ID": f"{namespace}-producer"})
+    run = await fuzz("producer", proc.port, seed=21, max_examples=25, max_time=40, timeout=80)
+    assert run.returncode == 0 and run.failures == 0, run.output[-8000:]
+    assert run.operations >= 7 and run.cases > 100, run.figures()
 
 
 async def test_restart_mid_poll_produces_each_article_once(
