@@ -16,14 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_never,
+    wait_exponential,
+    wait_exponential_jitter,
+)
 
 from common.errors import NewsSuiteError, ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from common.inference_contract import BatchResponse
@@ -41,6 +51,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class AnalysisRejected(NewsSuiteError):
@@ -58,17 +69,19 @@ class Analyzer(Protocol):
 
 
 class InProcessAnalyzer:
-    """The engine in this worker (`inference.engine.get_engine()`: its process pool uses every core the worker
-    is given), imported lazily because it loads models."""
+    """The engine in this worker (`inference.engine.Engine`: its process pool uses every core the worker is
+    given), imported and started lazily because it loads models. Its metrics (`inference_*`) go to `registry`,
+    the worker's own, so `/metrics` serves them beside the worker's."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._registry = registry
         self._engine: Any = None
 
     async def analyze_batch(self, articles: Sequence[RawArticle]) -> list[Analysis]:
         if self._engine is None:
-            from inference.engine import get_engine
+            from inference.engine import Engine
 
-            self._engine = get_engine()
+            self._engine = Engine(registry=self._registry)
         analyses: list[Analysis] = await self._engine.analyze_batch(articles)
         return analyses
 
@@ -156,27 +169,50 @@ async def _wait(delay: float, stopping: Callable[[], bool] | None) -> bool:
 
 
 async def _outage_safe(
-    call: Callable[[], Any],
+    call: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
     stopping: Callable[[], bool] | None,
     on_outage: Callable[[bool], None],
-) -> Any:
-    """Run `call` until it does not fail with a `ProviderError`, backing off; raise `Abandoned` on stop."""
-    delay = min(0.5, policy.outage_backoff_max)
+) -> T:
+    """Run `call` until it does not fail with a `ProviderError`, backing off; raise `Abandoned` on stop.
+
+    tenacity directly, not `common.retry.until_up`: this loop needs three things that helper leaves out (a
+    rate limit's retry-after as the floor of the wait, a wait that a stop request cuts short, and the
+    pause/resume callback that drives the backpressure gauge)."""
+    backoff = wait_exponential(multiplier=min(0.5, policy.outage_backoff_max), max=policy.outage_backoff_max)
+    last: list[BaseException] = []  # the outage being waited out, for Abandoned's message
     in_outage = False
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        hint = exc.retry_after if isinstance(exc, ProviderRateLimited) and exc.retry_after else 0.0
+        return min(max(backoff(state), hint), policy.outage_backoff_max)
+
+    def before_sleep(state: RetryCallState) -> None:
+        nonlocal in_outage
+        exc = state.outcome.exception() if state.outcome is not None else None
+        last[:] = [exc] if exc is not None else []
+        if not in_outage:
+            log.warning("inference unavailable, pausing consumption: %s", exc)
+            in_outage = True
+            on_outage(True)
+
+    async def sleep(delay: float) -> None:
+        if await _wait(delay, stopping):
+            raise Abandoned(str(last[0]) if last else "stop requested") from (last[0] if last else None)
+
     try:
-        while True:
-            try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(ProviderError),
+            wait=wait,
+            sleep=sleep,
+            stop=stop_never,
+            before_sleep=before_sleep,
+            reraise=True,
+        ):
+            with attempt:
                 return await call()
-            except ProviderError as exc:
-                if not in_outage:
-                    log.warning("inference unavailable, pausing consumption: %s", exc)
-                    in_outage = True
-                    on_outage(True)
-                hint = exc.retry_after if isinstance(exc, ProviderRateLimited) and exc.retry_after else 0.0
-                if await _wait(min(max(delay, hint), policy.outage_backoff_max), stopping):
-                    raise Abandoned(str(exc)) from exc
-                delay = min(delay * 2, policy.outage_backoff_max)
+        raise AssertionError("unreachable")  # pragma: no cover
     finally:
         if in_outage:
             log.info("inference available again, resuming")
@@ -205,26 +241,33 @@ async def analyze_resilient(
         first = datetime.now(UTC)
     results: list[Analysis | Failure] = []
     for article in articles:
-        attempts, delay = 0, policy.backoff  # tries of this article alone; the failed batch does not count
-        while True:
-            try:
-                (analysis,) = await _outage_safe(
-                    lambda a=article: analyzer.analyze_batch([a]),  # type: ignore[misc]
-                    policy,
-                    stopping,
-                    on_outage,
-                )
-                results.append(analysis)
-                break
-            except (Abandoned, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                attempts += 1
-                on_failure(type(exc).__name__)
-                if attempts >= policy.max_attempts:
-                    error = f"{type(exc).__name__}: {exc}"[:2_000]
-                    results.append(Failure(error=error, attempts=attempts, first_failure=first))
-                    break
-                await asyncio.sleep(delay)
-                delay *= 2
+        # Tries of this article alone (the failed batch does not count), `policy.backoff` doubling between them.
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, Exception) and not isinstance(e, Abandoned)),
+            stop=stop_after_attempt(policy.max_attempts),
+            wait=wait_exponential(multiplier=policy.backoff),
+            reraise=True,
+        )
+        tries = 0
+        try:
+            async for attempt in retrying:
+                tries = attempt.retry_state.attempt_number
+                with attempt:
+                    try:
+                        (analysis,) = await _outage_safe(
+                            lambda a=article: analyzer.analyze_batch([a]),  # type: ignore[misc]
+                            policy,
+                            stopping,
+                            on_outage,
+                        )
+                    except Exception as exc:
+                        if not isinstance(exc, Abandoned):
+                            on_failure(type(exc).__name__)
+                        raise
+                    results.append(analysis)
+        except (Abandoned, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # policy.max_attempts reached
+            error = f"{type(exc).__name__}: {exc}"[:2_000]
+            results.append(Failure(error=error, attempts=tries, first_failure=first))
     return results

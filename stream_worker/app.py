@@ -1,12 +1,18 @@
-"""The faust application and its topics, configured from `WorkerSettings`."""
+"""The faust application and its topics, configured from `WorkerSettings`, and the worker's context.
+
+`context` (a `stream_worker.context.ContextService`) is the app's first dependency: it opens the
+worker's resources before any agent runs and closes them after the agents stopped. Agents, timers
+and views reach them as `context.ctx`.
+"""
 
 from __future__ import annotations
 
 import faust
 
+from stream_worker.context import ContextService, process_registry
 from stream_worker.settings import get_settings
 
-__all__ = ["analyzed_topic", "app", "dlq_topic", "raw_topic", "settings"]
+__all__ = ["analyzed_topic", "app", "context", "dlq_topic", "faust_topic", "raw_topic", "settings"]
 
 settings = get_settings()
 _topics = settings.kafka.topics
@@ -37,3 +43,15 @@ analyzed_topic = app.topic(
     _topics.analyzed_topic, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions
 )
 dlq_topic = app.topic(_topics.dlq_topic, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions)
+
+# Added before the app starts, so it is the first of the app's children: started first, stopped last
+# (see stream_worker.context for why that is the order the analyser needs).
+context = ContextService(settings, registry=process_registry())
+app.add_dependency(context)
+
+_BY_NAME = {t.get_topic_name(): t for t in (raw_topic, analyzed_topic, dlq_topic)}
+
+
+def faust_topic(name: str) -> faust.TopicT:
+    """The app's faust topic of that name (sending through it keeps faust's transactions and acks)."""
+    return _BY_NAME[name]

@@ -15,7 +15,8 @@ Tables:
   terms      "keyword:{kw}" | "entity:{TYPE}:{text}" -> count, hopping 15 minutes, step 1 minute
 
 Counting is at-least-once like the rest of the pipeline: a batch replayed after a crash counts twice.
-The faust web views show the windows of the partitions this worker holds; the global view is Redis's.
+The faust web views (`stream_worker.views`) show the windows of the partitions this worker holds; the
+global view is Redis's.
 """
 
 from __future__ import annotations
@@ -25,26 +26,21 @@ import logging
 from typing import Any
 
 import orjson
-from faust.web import Request, Response, View
 from faust.windows import HoppingWindow, TumblingWindow
-from pydantic import ValidationError
 
-from common.errors import StoreError
-from common.redis_client import make_redis
+from common.errors import InvalidMessage, StoreError
 from common.schemas import AnalyzedArticle
 from common.stats import (
     SENTIMENT_WINDOW_S,
     TREND_STEP_S,
     TREND_WINDOW_S,
     SentimentCounts,
-    StatsStore,
     TermKind,
     entity_member,
 )
-from stream_worker.agents import metrics
-from stream_worker.app import analyzed_topic, app, settings
+from stream_worker.app import analyzed_topic, app, context, settings
 
-__all__ = ["count_sentiment", "count_terms", "route_analyzed", "sentiment_table", "terms_table"]
+__all__ = ["count_sentiment", "count_terms", "route_analyzed", "sentiment_table", "term_keys", "terms_table"]
 
 log = logging.getLogger(__name__)
 _EXPIRES = 3_600.0  # windows kept in the table (and its changelog); Redis keeps the history
@@ -74,18 +70,6 @@ terms_table = app.Table(
     key_type=str,
 ).hopping(TREND_WINDOW_S, TREND_STEP_S, expires=_EXPIRES)
 
-_store: StatsStore | None = None
-
-
-def _stats() -> StatsStore | None:
-    global _store
-    if not settings.worker.stats_enabled:
-        return None
-    if _store is None:  # created on first use, inside the running loop
-        redis = make_redis(settings.redis)
-        _store = StatsStore(redis, prefix=settings.redis.key_prefix, ttl_seconds=settings.redis.ttl_seconds)
-    return _store
-
 
 def term_keys(article: AnalyzedArticle) -> list[str]:
     """The `terms` table keys an article counts towards (each once)."""
@@ -96,17 +80,18 @@ def term_keys(article: AnalyzedArticle) -> list[str]:
 
 
 def _crashed(agent: str) -> None:
-    metrics.agent_restarts.labels(agent=agent).inc()
+    context.ctx.metrics.agent_restarts.labels(agent=agent).inc()
     log.exception("%s crashed; faust restarts it", agent)
 
 
 @app.agent(analyzed_topic)
 async def route_analyzed(stream: Any) -> None:
     try:
+        topic = context.ctx.topics.analyzed
         async for event in stream.events():
             try:
-                article = AnalyzedArticle.model_validate_json(event.value or b"")
-            except ValidationError:
+                article = topic.decode(event.value)
+            except InvalidMessage:
                 continue  # the consumer dead-letters what it cannot read; stats just skip it
             ts = article.analyzed_at.timestamp()
             payload = orjson.dumps({"s": article.analysis.sentiment, "score": article.analysis.sentiment_score})
@@ -130,7 +115,7 @@ async def count_sentiment(stream: Any) -> None:
             window = sentiment_table[source]
             counts = SentimentCounts.model_validate(window.current() or {}).add(data["s"], float(data["score"]))
             sentiment_table[source] = counts.model_dump()
-            store = _stats()
+            store = context.ctx.stats
             if store is not None:
                 start = _SENTIMENT_WINDOW.current(event.message.timestamp)[0]
                 await _publish(store.put_sentiment(start, source, counts))
@@ -147,7 +132,7 @@ async def count_terms(stream: Any) -> None:
         async for event in stream.events():
             key = event.key.decode("utf-8")
             terms_table[key] += 1
-            store = _stats()
+            store = context.ctx.stats
             if store is not None:
                 kind, _, member = key.partition(":")
                 window_set = terms_table[key]
@@ -170,50 +155,3 @@ async def _publish(write: Any) -> None:
         await write
     except StoreError as exc:
         log.warning("could not publish stats: %s", exc)
-
-
-def _local_windows(table: Any) -> list[tuple[str, float, float, Any]]:
-    out = []
-    for (key, (start, end)), value in list(table.table.data.items()):
-        out.append((key, float(start), float(end), value))
-    return sorted(out, key=lambda row: (row[1], row[0]))
-
-
-@app.page("/stats/sentiment/")
-class SentimentView(View):
-    """Sentiment windows held by this worker (its partitions of the table)."""
-
-    async def get(self, _request: Request) -> Response:
-        rows = []
-        for source, start, end, value in _local_windows(sentiment_table):
-            counts = SentimentCounts.model_validate(value)
-            mean = counts.score_sum / counts.count if counts.count else None
-            rows.append(
-                {
-                    "source": source,
-                    "start": start,
-                    "end": end,
-                    **counts.model_dump(),
-                    "count": counts.count,
-                    "mean_score": mean,
-                }
-            )
-        return self.json({"window_seconds": SENTIMENT_WINDOW_S, "windows": rows})
-
-
-@app.page("/stats/trends/")
-class TrendsView(View):
-    """The busiest terms of the latest hopping window held by this worker."""
-
-    async def get(self, request: Request) -> Response:
-        limit = int(request.query.get("limit", "20"))
-        rows = _local_windows(terms_table)
-        latest = max((start for _, start, _, _ in rows), default=None)
-        current = sorted(((v, k) for k, s, _, v in rows if s == latest), reverse=True)[:limit]
-        return self.json(
-            {
-                "window_start": latest,
-                "window_seconds": TREND_WINDOW_S,
-                "terms": [{"key": k, "count": v} for v, k in current],
-            }
-        )
