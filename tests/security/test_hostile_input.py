@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from common.schemas import DeadLetter
+from common.schemas import DeadLetter, RawArticle
 from common.settings import KafkaSettings
 from harness.infra import ROOT
 from harness.processes import ServiceProcess
@@ -123,8 +123,8 @@ async def test_push_limits_answer_413_and_422_with_reasons(spawn: Callable[..., 
         assert empty.status_code == 422 and empty.json()["detail"]
         not_json = await client.post("/articles", content=b"{nope", headers={"content-type": "application/json"})
         assert not_json.status_code == 422
-        bad = await client.post("/articles", json={"articles": [{"title": "no url"}]})
-        assert bad.json()["items"][0]["status"] == "rejected" and "url" in bad.json()["items"][0]["reason"]
+        bad = await client.post("/articles", json={"articles": [item, {"title": "no url"}]})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "articles", 1, "url"]
 
 
 async def test_push_body_over_the_size_limit_gets_413(spawn: Callable[..., ServiceProcess]) -> None:
@@ -133,3 +133,90 @@ async def test_push_body_over_the_size_limit_gets_413(spawn: Callable[..., Servi
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{producer.port}", timeout=60) as client:
         response = await client.post("/articles", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 413, response.status_code
+
+
+# --- text that is not Unicode, NUL bytes, deep nesting and oversized fields, on every write route ---
+
+_URL = "https://hostile.example.org/wire"
+
+
+def _article_json(title: str = '"Plain title"', url: str = f'"{_URL}"', extra: str = "") -> bytes:
+    """One article as raw JSON text, so that escapes such as a lone `\\udb82` reach the server as written."""
+    return f'{{"url": {url}, "title": {title}{extra}, "published_at": "2024-11-26T05:00:00Z"}}'.encode()
+
+
+# (case, article JSON, expected status, the error's location inside the article, or None when accepted)
+_WIRE_CASES: list[tuple[str, bytes, int, list[object] | None]] = [
+    ("surrogate-value", _article_json(title='"bad \\udb82\\udb82 text"'), 422, ["title"]),
+    ("surrogate-pair-ok", _article_json(title='"emoji \\ud83d\\ude80 ok"'), 200, None),
+    ("surrogate-key", _article_json(extra=', "\\udf5e": 1'), 422, ["\\udf5e"]),
+    ("surrogate-source-object", _article_json(extra=', "source": {"id": null, "name": "\\ud800"}'), 422, None),
+    ("nul-in-title", _article_json(title='"nul\\u0000byte"', url=f'"{_URL}/nul"'), 200, None),
+    ("nul-in-url", _article_json(url=f'"{_URL}\\u0000x"'), 422, ["url"]),
+    ("deep-in-ignored-field", _article_json(extra=', "x": ' + "[" * 40 + "]" * 40), 422, None),
+    ("oversized-title", _article_json(title='"' + "a" * 2_000_001 + '"'), 422, ["title"]),
+    ("oversized-url", _article_json(url='"https://h.example.org/' + "a" * 2_100 + '"'), 422, ["url"]),
+]
+
+
+def _check(case: str, response: httpx.Response, status: int, where: list[object], inside: list[object] | None) -> None:
+    assert response.status_code == status, (case, response.status_code, response.text[:500])
+    if status == 422:
+        errors = response.json()["detail"]
+        assert errors and all(e["msg"] for e in errors), (case, errors)
+        assert all(e["loc"][: len(where)] == where for e in errors), (case, errors)
+        if inside is not None:
+            assert [e["loc"][len(where) :] for e in errors] == [inside], (case, errors)
+
+
+async def test_producer_refuses_hostile_wire_input_whole_and_produces_nothing(
+    spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings
+) -> None:
+    producer = spawn("producer", env={"PRODUCER__POLLING": "false"})
+    headers = {"content-type": "application/json"}
+    accepted: list[str] = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{producer.port}", timeout=60) as client:
+        for case, article, status, inside in _WIRE_CASES:
+            # The hostile article second, after a good one: a refused request produces neither.
+            good = _article_json(url=f'"https://hostile.example.org/good-{case}"')
+            body = b'{"articles": [' + good + b", " + article + b"]}"
+            response = await client.post("/articles", content=body, headers=headers)
+            _check(case, response, status, ["body", "articles", 1], inside)
+            if status == 200:
+                accepted += [i["id"] for i in response.json()["items"] if i["status"] == "accepted"]
+        deep = b'{"articles": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+        nested = await client.post("/articles", content=deep, headers=headers)
+        assert nested.status_code == 422 and "depth" in nested.text, nested.text[:300]
+        too_big = await client.post(
+            "/articles", content=b'{"articles": ["' + b"a" * 9 * 2**20 + b'"]}', headers=headers
+        )
+        assert too_big.status_code == 413
+        assert (await client.get("/readyz")).status_code == 200  # still serving
+    topics = kafka_settings.topics
+    raw = await read_topic(kafka_settings, topics.raw_topic, until=lambda rs: len(rs) >= len(accepted), timeout=30)
+    assert sorted(r.key.decode() for r in raw) == sorted(accepted)  # only the accepted requests' articles
+    stored = {RawArticle.model_validate_json(r.value).title for r in raw}
+    assert "nul byte" in stored and "emoji \U0001f680 ok" in stored
+    assert await read_topic(kafka_settings, topics.dlq_topic, until=None, timeout=2) == []
+
+
+def test_inference_refuses_hostile_wire_input_on_both_routes(spawn: Callable[..., ServiceProcess]) -> None:
+    proc = spawn("inference", env={"INFERENCE__TIER": "fast"})
+    headers = {"content-type": "application/json"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{proc.port}", timeout=60) as client:
+        for case, article, status, inside in _WIRE_CASES:
+            one = client.post("/v1/analyze", content=article, headers=headers)
+            _check(case, one, status, ["body"], inside)
+            good = _article_json(url='"https://hostile.example.org/good"')
+            batch = client.post(
+                "/v1/analyze/batch", content=b'{"articles": [' + good + b", " + article + b"]}", headers=headers
+            )
+            _check(case, batch, status, ["body", "articles", 1], inside)
+            if status == 200:
+                assert len(batch.json()["results"]) == 2
+        for path in ("/v1/analyze", "/v1/analyze/batch"):
+            nested = client.post(path, content=b"[" * 5000 + b"]" * 5000, headers=headers)
+            assert nested.status_code == 422 and "depth" in nested.text, nested.text[:300]
+            assert client.post(path, content=b"\xff\xfe{", headers=headers).status_code == 422  # not UTF-8
+            assert client.post(path, content=b'"' + b"a" * 17 * 2**20 + b'"', headers=headers).status_code == 413
+        assert client.get("/readyz").status_code == 200
