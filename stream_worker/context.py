@@ -16,7 +16,8 @@ children in the order they were added and stops them in reverse (`mode.Service._
   task, and `analyze_raw` only returns after its shielded in-flight batch), the consumer and the
   producer; this service stops last, so the analyser is never closed under a batch that still uses
   it. (A hook on `app.on_before_shutdown` ran before the agents stopped and broke an in-flight
-  batch; `tests/unit/test_worker_context.py` checks this ordering on the real app object.)
+  batch. `tests/unit/test_worker_context.py` checks the order with mode's own services and that the
+  context is the real app's first child; `test_two_workers_then_one_leaves` checks it end to end.)
 
 The app's timers (`report_lag`) are app futures, stopped after the children: they check
 `ContextService.is_open` and tolerate a closed client (lag is advisory).
@@ -84,12 +85,13 @@ class WorkerContext:
         analyzer: Analyzer | None = None,
         admin: bool = True,
     ) -> WorkerContext:
-        """Open every resource, each closed by `stack`. `analyzer`: one the caller made and closes itself."""
+        """Open every resource, each closed by `stack`. `analyzer`: this one instead of `make_analyzer`'s (the
+        context owns and closes it all the same); `admin=False`: no Kafka admin client (no lag reporting)."""
         worker = settings.worker
         metrics = WorkerMetrics.create(registry)
         if analyzer is None:
             analyzer = make_analyzer(settings, registry)
-            stack.push_async_callback(analyzer.aclose)
+        stack.push_async_callback(analyzer.aclose)
         client: AIOKafkaAdminClient | None = None
         if admin:
             client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
@@ -119,10 +121,19 @@ class WorkerContext:
 class ContextService(Service):
     """Opens a `WorkerContext` when started and closes it when stopped (see the module docstring for when)."""
 
-    def __init__(self, settings: WorkerSettings, *, registry: CollectorRegistry, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        registry: CollectorRegistry,
+        analyzer: Analyzer | None = None,
+        admin: bool = True,
+    ) -> None:
+        super().__init__()
         self._settings = settings
         self._registry = registry
+        self._analyzer = analyzer
+        self._admin = admin
         self._stack: AsyncExitStack | None = None
         self._ctx: WorkerContext | None = None
 
@@ -139,7 +150,9 @@ class ContextService(Service):
     async def on_start(self) -> None:
         stack = AsyncExitStack()
         try:
-            self._ctx = await WorkerContext.open(stack, self._settings, registry=self._registry)
+            self._ctx = await WorkerContext.open(
+                stack, self._settings, registry=self._registry, analyzer=self._analyzer, admin=self._admin
+            )
         except BaseException:
             await stack.aclose()  # what opened before the failure
             raise

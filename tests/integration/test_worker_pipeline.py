@@ -163,6 +163,11 @@ async def test_two_workers_then_one_leaves(spawn: Callable[..., ServiceProcess],
     finally:
         server.stop()
     assert ids_of(analyzed) == {a.id for a in articles}
+    # The leaver closed its analyser only after its agent stopped: a batch that met a closed client
+    # would have dead-lettered its articles (analysis_failed).
+    log = leaves.log_path.read_text(errors="replace")
+    assert log.rindex("agents.analyze_raw]: Stopping") < log.rindex("worker context closed")
+    assert not await read_topic(kafka_settings, topics.dlq_topic, timeout=1)
 
 
 async def test_outage_pauses_and_bad_article_is_dead_lettered_with_attempts(
