@@ -165,3 +165,26 @@ async def test_a_failing_source_does_not_stop_the_others() -> None:
         assert poller.next_delay("limited") >= 4500
     value = metrics.fetch_errors.labels(source="down", code="http_503")._value.get()
     assert value == 1
+
+
+async def test_text_that_is_not_unicode_from_a_source_is_dead_lettered_with_its_field_named() -> None:
+    """A source's JSON can carry unpaired surrogates (`\\udb82`); the item is refused, never sent, and its dead
+    letter still shows what came (as `\\udb82` escapes: the letter itself must be valid UTF-8)."""
+    sink = MemorySink()
+    publisher = Publisher(sink, _metrics(), source="t")
+    bad = {**_item(1, title="bad \udb82 text"), "\udf5e": "key too"}
+    results = await publisher.publish([bad, _item(2)])
+    assert [r.status for r in results] == ["rejected", "accepted"]
+    assert "title" in (results[0].reason or "") and "unpaired surrogate U+DB82" in (results[0].reason or "")
+    letter = sink.dead[0]
+    assert letter.original_encoding == "utf-8" and "\\udb82" in letter.original
+    assert [a.url for a in sink.sent] == ["https://p.example.org/2"]
+
+
+async def test_already_validated_articles_are_published_as_they_are() -> None:
+    """The push route hands over `RawArticle`s (validated at the door): their text is not parsed as markup twice."""
+    sink = MemorySink()
+    article = RawArticle.model_validate(_item(1, title="5 &lt; 6 &amp;lt;b&amp;gt;"))
+    results = await Publisher(sink, _metrics(), source="push").publish([article])
+    assert [r.status for r in results] == ["accepted"]
+    assert sink.sent == [article] and sink.sent[0].title == "5 < 6 &lt;b&gt;"

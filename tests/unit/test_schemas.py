@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from common.schemas import CONTENT_MAX, TEXT_ONLY, TITLE_MAX, Analysis, AnalyzedArticle, DeadLetter, RawArticle
+from common.schemas import (
+    CONTENT_MAX,
+    TEXT_ONLY,
+    TITLE_MAX,
+    Analysis,
+    AnalyzedArticle,
+    ArticleIn,
+    DeadLetter,
+    RawArticle,
+    unencodable,
+)
 from common.text import article_id, canonical_url, clean_text
 
 pytestmark = pytest.mark.unit
@@ -210,3 +220,68 @@ def test_newsapi_source_object_is_read_as_its_name() -> None:
     assert RawArticle.model_validate({**base, "source": {"id": "bbc-news", "name": "BBC News"}}).source == "BBC News"
     assert RawArticle.model_validate({**base, "source": {"id": "reuters", "name": None}}).source == "reuters"
     assert RawArticle.model_validate({**base, "source": {"id": None, "name": None}}).source == "unknown"
+
+
+def test_unpaired_surrogates_are_refused_with_the_field_named() -> None:
+    assert unencodable("fine \U0001f680") is None
+    assert unencodable("bad \udb82") == "text is not valid Unicode: unpaired surrogate U+DB82 at character 4"
+    for field in ("title", "description", "url", "source"):
+        with pytest.raises(ValidationError) as info:
+            make(**{field: "https://e.example/\udb82" if field == "url" else "x \udb82"})
+        assert f"{field}: text is not valid Unicode" in str(info.value)
+
+
+NEWSAPI = {
+    "source": {"id": "bbc-news", "name": "BBC News"},
+    "author": None,
+    "title": "Acme wins contract",
+    "description": "The deal is worth 100 million pounds.",
+    "url": "https://www.bbc.co.uk/news/business-1",
+    "urlToImage": None,
+    "publishedAt": "2024-11-26T05:00:00Z",
+    "content": "The company said on Monday... [+2829 chars]",
+}
+
+
+def test_article_in_takes_newsapi_objects_as_they_come() -> None:
+    raw = ArticleIn.model_validate(NEWSAPI).to_raw()
+    assert (raw.source, raw.published_at, raw.content) == (
+        "BBC News",
+        datetime(2024, 11, 26, 5, tzinfo=UTC),
+        "The company said on Monday...",
+    )
+    assert ArticleIn.model_validate({**NEWSAPI, "source": {"id": "bbc", "name": " "}}).to_raw().source == "bbc"
+    assert ArticleIn.model_validate({**NEWSAPI, "source": ""}).to_raw().source == "unknown"
+    undated = ArticleIn.model_validate({"url": "https://e.example/u", "title": "T"}).to_raw()
+    assert datetime.now(UTC) - undated.published_at < timedelta(seconds=5)
+    both = ArticleIn.model_validate({**NEWSAPI, "published_at": 1_700_000_000}).to_raw()
+    assert both.published_at == datetime.fromtimestamp(1_700_000_000, UTC)  # the suite's own name wins
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("url", "ftp://e.example/x"),
+        ("url", "https://user@e.example/x"),  # userinfo: not what the pattern (and so the document) allows
+        ("url", "https://e.example:99999/x"),
+        ("published_at", "2023-02-29"),
+        ("published_at", "Tue, 26 Nov 2024 05:00:00 GMT"),  # RFC 2822 is read from feeds, not over HTTP
+        ("published_at", 1e12),  # milliseconds, not seconds
+        ("title", " \u200b\u3000 "),
+        ("title", "t" * 2_000_001),
+    ],
+)
+def test_article_in_refuses_what_its_schema_refuses(field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        ArticleIn.model_validate({"url": "https://e.example/x", "title": "T", field: value})
+    assert info.value.errors()[0]["loc"][0] == field
+
+
+def test_article_in_schema_is_its_validation() -> None:
+    """The patterns in the JSON schema (the OpenAPI document) are the ones pydantic enforces."""
+    schema = ArticleIn.model_json_schema()
+    props = schema["properties"]
+    assert props["url"]["pattern"] and props["title"]["pattern"] and props["title"]["maxLength"] == 2_000_000
+    assert schema["required"] == ["url", "title"] and schema["examples"][0]["source"]["name"] == "BBC News"
+    dates = [s for s in props["published_at"]["anyOf"] if s.get("type") == "string"]
+    assert dates and dates[0]["pattern"].startswith("^")
