@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -383,6 +384,9 @@ async def test_schemathesis_every_check_passes(
     consumer = spawn("consumer")
     await produce(kafka_settings, [make_article(i, entities=("Acme",)) for i in range(5)])
     await wait_stored(f"http://127.0.0.1:{consumer.port}", 5)
+    # FUZZ_SEED (a number, or "random") and FUZZ_MAX_EXAMPLES make a longer randomised run (make chaos).
+    seed = os.environ.get("FUZZ_SEED", "20240501")
+    examples = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -391,11 +395,9 @@ async def test_schemathesis_every_check_passes(
         f"http://127.0.0.1:{consumer.port}/openapi.json",
         "--checks",
         "all",
-        "--seed",
-        "20240501",
-        "--generation-deterministic",
+        *([] if seed == "random" else ["--seed", seed]),
         "--max-examples",
-        "25",
+        str(examples),
         "--workers",
         "2",
         "--phases",
@@ -406,5 +408,6 @@ async def test_schemathesis_every_check_passes(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), 90)
+    out, _ = await asyncio.wait_for(proc.communicate(), 90 + examples)
+    print(out.decode()[-3000:])  # the summary: operations, cases, checks
     assert proc.returncode == 0, out.decode()[-6000:]
