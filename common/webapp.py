@@ -95,6 +95,9 @@ def parse_json_body(body: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         try:
             value = json.loads(body)
+        except UnicodeDecodeError as bad:
+            error = {"type": "json_invalid", "loc": ("body", bad.start), "msg": f"body is not UTF-8: {bad.reason}"}
+            raise RequestValidationError([error]) from None
         except (ValueError, RecursionError):
             error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": f"JSON decode error: {exc.msg}"}
             raise RequestValidationError([error]) from None
