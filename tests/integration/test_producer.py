@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from common.kafka import ensure_topics, make_producer
 from common.metrics import ProducerMetrics
 from common.schemas import RawArticle
 from common.settings import KafkaSettings, RedisSettings
+from harness.processes import ServiceProcess
 from producer.dedup import RedisDedup
 from producer.kafka_sink import KafkaSink
 from producer.service import Publisher
@@ -89,7 +90,9 @@ async def _publisher(
     return Publisher(KafkaSink(producer, kafka_settings), metrics, source="t", dedup=dedup, chunk=10), producer
 
 
-async def test_crash_between_ack_and_mark_neither_duplicates_nor_loses(kafka_settings, redis_settings, redis) -> None:
+async def test_crash_between_ack_and_mark_neither_duplicates_nor_loses(
+    kafka_settings: KafkaSettings, redis_settings: RedisSettings, redis: Redis
+) -> None:
     topics = kafka_settings.topics
     await ensure_topics(kafka_settings, [topics.raw_topic, topics.dlq_topic])
     first, producer = await _publisher(kafka_settings, redis, redis_settings, run="run1", dedup_cls=CrashBeforeConfirm)
@@ -111,7 +114,9 @@ async def test_crash_between_ack_and_mark_neither_duplicates_nor_loses(kafka_set
     await producer.stop()
 
 
-async def test_claims_of_a_dead_process_are_sent_after_its_lease(kafka_settings, redis_settings, redis) -> None:
+async def test_claims_of_a_dead_process_are_sent_after_its_lease(
+    kafka_settings: KafkaSettings, redis_settings: RedisSettings, redis: Redis
+) -> None:
     topics = kafka_settings.topics
     await ensure_topics(kafka_settings, [topics.raw_topic, topics.dlq_topic])
     # another instance claimed three articles and died before sending anything
@@ -146,7 +151,7 @@ def _producer_env(fake: NewsServer, namespace: str, **extra: str) -> dict[str, s
 
 
 async def test_fetch_now_isolates_a_failing_source_and_reports_per_source(
-    fake, spawn, namespace, kafka_settings
+    fake: NewsServer, spawn: Callable[..., ServiceProcess], namespace: str, kafka_settings: KafkaSettings
 ) -> None:
     fake.set_feed("world", rss_feed("World", [FeedItem(f"W{n}", f"https://w.example.org/{n}") for n in range(5)]))
     fake.set_feed("ko", rss_feed("한국 뉴스", korean_items(), language="ko"))
@@ -206,7 +211,7 @@ async def test_fetch_now_isolates_a_failing_source_and_reports_per_source(
 
 
 async def test_default_service_has_no_network_sources_and_push_answers_per_item(
-    spawn, namespace, kafka_settings
+    spawn: Callable[..., ServiceProcess], namespace: str, kafka_settings: KafkaSettings
 ) -> None:
     proc = spawn("producer", env={"PRODUCER__INSTANCE_ID": f"{namespace}-producer"})
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{proc.port}", timeout=30) as client:
@@ -261,7 +266,9 @@ async def test_default_service_has_no_network_sources_and_push_answers_per_item(
     assert await read_topic(kafka_settings.bootstrap_servers, topics.dlq_topic, idle=1.0) == []
 
 
-async def test_schemathesis_finds_nothing_against_the_document(spawn, namespace) -> None:
+async def test_schemathesis_finds_nothing_against_the_document(
+    spawn: Callable[..., ServiceProcess], namespace: str
+) -> None:
     """Every check schemathesis has, a fixed seed and a bounded number of cases, against real Kafka and Redis
     (the longer, random run is tests/chaos/test_openapi_fuzz.py)."""
     proc = spawn("producer", env={"PRODUCER__POLLING": "false", "PRODUCER__INSTANCE_ID": f"{namespace}-producer"})
@@ -271,7 +278,12 @@ async def test_schemathesis_finds_nothing_against_the_document(spawn, namespace)
 
 
 async def test_restart_mid_poll_produces_each_article_once(
-    fake, spawn, namespace, kafka_settings, redis, redis_settings
+    fake: NewsServer,
+    spawn: Callable[..., ServiceProcess],
+    namespace: str,
+    kafka_settings: KafkaSettings,
+    redis: Redis,
+    redis_settings: RedisSettings,
 ) -> None:
     n = 1500
     fake.set_feed("big", rss_feed("Big", [FeedItem(f"Big {i}", f"https://big.example.org/{i}") for i in range(n)]))
