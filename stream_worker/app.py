@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import faust
 
+from common.topics import Topics
 from stream_worker.context import ContextService, process_registry
 from stream_worker.settings import get_settings
 
 __all__ = ["analyzed_topic", "app", "context", "dlq_topic", "faust_topic", "raw_topic", "settings"]
 
 settings = get_settings()
-_topics = settings.kafka.topics
+_topics = Topics.of(settings.kafka.topics)  # the names; encoding and decoding are the context's
 
 app = faust.App(
     settings.worker.app_id,
@@ -38,11 +39,10 @@ app = faust.App(
     broker_heartbeat_interval=min(3.0, settings.worker.session_timeout / 3),
 )
 
-raw_topic = app.topic(_topics.raw_topic, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions)
-analyzed_topic = app.topic(
-    _topics.analyzed_topic, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions
+# Bytes in, bytes out: faust only moves records; `common.topics.Topics` encodes and decodes them.
+raw_topic, analyzed_topic, dlq_topic = (
+    app.topic(name, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions) for name in _topics.names()
 )
-dlq_topic = app.topic(_topics.dlq_topic, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions)
 
 # Added before the app starts, so it is the first of the app's children: started first, stopped last
 # (see stream_worker.context for why that is the order the analyser needs).
