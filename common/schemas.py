@@ -55,6 +55,8 @@ CONTENT_MAX = 20_000
 SOURCE_MAX = 200
 AUTHOR_MAX = 300
 URL_MAX = 2_048
+CANONICAL_URL_MAX = 3 * URL_MAX + 1
+"""Canonicalising re-encodes the query (`?a=é` -> `?a=%C3%A9`), so a URL of `URL_MAX` may grow; see URL_PATTERN."""
 
 Sentiment = Literal["positive", "neutral", "negative"]
 SENTIMENTS: tuple[str, ...] = ("positive", "neutral", "negative")
@@ -200,7 +202,7 @@ class ArticleBase(_Frozen):
 
     schema_version: Literal[1] = 1  # SCHEMA_VERSION
     id: str = ""
-    url: Annotated[str, Field(min_length=1, max_length=URL_MAX)]
+    url: Annotated[str, Field(min_length=1, max_length=CANONICAL_URL_MAX)]
     title: Annotated[str, Field(min_length=1, max_length=TITLE_MAX)]
     description: Annotated[str | None, Field(max_length=DESCRIPTION_MAX)] = None
     content: Annotated[str | None, Field(max_length=CONTENT_MAX)] = None
@@ -271,7 +273,12 @@ class RawArticle(ArticleBase):
 # Written for both ECMA (the OpenAPI document) and Rust regex (pydantic): explicit classes, no look-around.
 _LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)"
-URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(?:\.{_LABEL})*\.?(?::{_PORT})?(?:[/?#][^\x00-\x20\x7f]*)?$"
+# The query is printable ASCII: canonical_url re-encodes it (at most 3 characters for one), while a path is
+# kept as it is, so an accepted URL's canonical form always fits `CANONICAL_URL_MAX`.
+URL_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(?:\.{_LABEL})*\.?(?::{_PORT})?"
+    r"(?:/[^\x00-\x20\x7f?#]*)?(?:\?[!-\x22\x24-~]*)?(?:#[^\x00-\x20\x7f]*)?$"
+)
 # ISO 8601 dates from 1991 to 2099 (a day or a time of day, optional seconds, fraction and offset), every
 # one a real calendar date, so that what the pattern admits always parses: the schema is the validation.
 _YEAR = "(?:199[1-9]|20[0-9]{2})"
@@ -290,9 +297,7 @@ _TRUNCATION_MARKER = re.compile(r"\s*\[\+\d+ chars\]\s*$")
 
 # At least one character that cleaning keeps (not a space, control or invisible character): a title must have
 # text. Markup alone (`<b></b>`) passes this pattern and is still refused, the one case the pattern cannot say.
-_VISIBLE = (
-    r"[^\x00-\x20\x7f-\xa0\xad\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ufeff]"
-)
+_VISIBLE = r"[^\x00-\x20\x7f-\xa0\xad\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ufeff]"
 _InText = Annotated[str, Strict(), Field(max_length=TEXT_IN_MAX)]
 _InDate = (
     Annotated[str, Strict(), Field(pattern=DATE_PATTERN)]

@@ -33,7 +33,7 @@ class FuzzRun:
 
 
 async def fuzz(
-    service: str, port: int, *, seed: int, max_examples: int, max_time: int, timeout: float, workers: int = 2
+    service: str, port: int, *, seed: int, max_examples: int, max_time: int, timeout: float, workers: int = 1
 ) -> FuzzRun:
     argv = [
         "run",
