@@ -92,11 +92,14 @@ def parse_datetime(value: Any) -> datetime:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     dt = dt.astimezone(UTC)
-    if not 1990 <= dt.year <= 2100:
+    # 1990 to 2100 as written anywhere on Earth: a day either side in UTC, so that 1990-01-01 at +05:00
+    # (which the HTTP pattern admits) is valid, and stays valid when the stored UTC date is read back.
+    if not _EARLIEST <= dt < _LATEST:
         raise ValueError(f"date out of range: {dt.isoformat()}")
     return dt
 
 
+_EARLIEST, _LATEST = datetime(1989, 12, 31, tzinfo=UTC), datetime(2101, 1, 2, tzinfo=UTC)
 _OTHER_FORMATS = ("%Y/%m/%d", "%Y/%m/%d %H:%M:%S", "%d.%m.%Y", "%Y%m%d")
 
 
@@ -271,17 +274,18 @@ class RawArticle(ArticleBase):
 
 # Exactly the URLs `canonical_url` accepts: http(s), an ASCII host of DNS labels, an optional port.
 # Written for both ECMA (the OpenAPI document) and Rust regex (pydantic): explicit classes, no look-around.
-_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_LABEL = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)"
 # The query is printable ASCII: canonical_url re-encodes it (at most 3 characters for one), while a path is
 # kept as it is, so an accepted URL's canonical form always fits `CANONICAL_URL_MAX`.
 URL_PATTERN = (
     rf"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(?:\.{_LABEL})*\.?(?::{_PORT})?"
-    r"(?:/[^\x00-\x20\x7f?#]*)?(?:\?[!-\x22\x24-~]*)?(?:#[^\x00-\x20\x7f]*)?$"
+    r"(?:/[^\x00-\x1f\x7f?#]*)?(?:\?[!-\x22\x24-~]*)?(?:#[^\x00-\x20\x7f]*)?$"
 )
-# ISO 8601 dates from 1991 to 2099 (a day or a time of day, optional seconds, fraction and offset), every
+# ISO 8601 dates from 1990 to 2100 (a day or a time of day, optional seconds, fraction and offset), every
 # one a real calendar date, so that what the pattern admits always parses: the schema is the validation.
-_YEAR = "(?:199[1-9]|20[0-9]{2})"
+# It admits every date a RawArticle holds, so the stream worker can send its articles to the inference service.
+_YEAR = "(?:199[0-9]|20[0-9]{2}|2100)"
 _LEAP = "(?:199[26]|20(?:[02468][048]|[13579][26]))"
 _MONTH_DAY = "(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
 _TIME = (
@@ -289,7 +293,7 @@ _TIME = (
     "(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?)?"
 )
 DATE_PATTERN = f"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP}-02-29){_TIME}$"
-EPOCH_MIN, EPOCH_MAX = 662_688_000, 4_070_908_800  # 1991-01-01 .. 2099-01-01, seconds
+EPOCH_MIN, EPOCH_MAX = 631_152_000, 4_133_980_799  # 1990-01-01 .. 2100-12-31 23:59:59 UTC, seconds
 TEXT_IN_MAX = 2_000_000
 """Hard cap on one text field as sent (characters): longer is refused (422); up to it, text is cut to the
 field's documented limit (title 500, description 2,000, content 20,000)."""
@@ -342,7 +346,7 @@ class ArticleIn(BaseModel):
     content: _InText | None = None
     source: _InText | NewsApiSource | None = None
     author: _InText | None = None
-    published_at: _InDate | None = Field(default=None, description="ISO 8601 (1991-2099) or epoch seconds")
+    published_at: _InDate | None = Field(default=None, description="ISO 8601 (1990-2100) or epoch seconds")
     publishedAt: _InDate | None = Field(default=None, description="NewsAPI's name for `published_at`")  # noqa: N815
     urlToImage: _InText | None = Field(default=None, description="accepted, not kept")  # noqa: N815
     language_hint: Annotated[str | None, Strict(), Field(max_length=16)] = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -285,3 +286,15 @@ def test_article_in_schema_is_its_validation() -> None:
     assert schema["required"] == ["url", "title"] and schema["examples"][0]["source"]["name"] == "BBC News"
     dates = [s for s in props["published_at"]["anyOf"] if s.get("type") == "string"]
     assert dates and dates[0]["pattern"].startswith("^")
+
+
+def test_every_raw_article_passes_as_article_in() -> None:
+    """The stream worker sends its RawArticles to the inference service's `/v1/analyze/batch` as they are: the
+    HTTP contract must admit whatever a RawArticle holds (canonical URL, UTC dates at either end of the range)."""
+    for url, published in [
+        ("https://my_host.example.org/a path/é?q=é&b#f", "1990-01-01T00:00:00Z"),
+        ("http://e.example:8080/?a", "2100-12-31T23:59:59.999999+00:00"),
+    ]:
+        raw = make(url=url, published_at=published, source="S", content="c", author="A")
+        again = ArticleIn.model_validate(json.loads(raw.model_dump_json())).to_raw()
+        assert (again.id, again.published_at, again.title) == (raw.id, raw.published_at, raw.title)
