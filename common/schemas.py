@@ -299,9 +299,13 @@ TEXT_IN_MAX = 2_000_000
 field's documented limit (title 500, description 2,000, content 20,000)."""
 _TRUNCATION_MARKER = re.compile(r"\s*\[\+\d+ chars\]\s*$")
 
-# At least one character that cleaning keeps (not a space, control or invisible character): a title must have
-# text. Markup alone (`<b></b>`) passes this pattern and is still refused, the one case the pattern cannot say.
-_VISIBLE = r"[^\x00-\x20\x7f-\xa0\xad\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ufeff]"
+# A title must have text: at least one visible character (not a space, control or invisible character) outside
+# markup, where markup starts as the HTML parser says: `<` then a letter, `/`, `!` or `?`, ending at `>`. So
+# `<b></b>`, `<p` and `<!-- x -->` are refused by the pattern, as they are by the cleaning (and a bare `<` at
+# the end, which the cleaning would keep: no `$`, whose meaning differs between regex engines); left to the cleaning
+# alone: `<script>`/`<style>` bodies and character references to invisible characters (`&#8203;`).
+_INVISIBLE = r"\x00-\x20\x7f-\xa0\xad\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ufeff"
+_VISIBLE = rf"(?:^|>)(?:[^<]|<[^A-Za-z/!?])*?(?:[^{_INVISIBLE}<]|<[^A-Za-z/!?])"
 _InText = Annotated[str, Strict(), Field(max_length=TEXT_IN_MAX)]
 _InDate = (
     Annotated[str, Strict(), Field(pattern=DATE_PATTERN)]
