@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from common.text import article_id, canonical_url, clean_text, truncate
+from common.vectors import EMBEDDING_PATTERN
 
 __all__ = [
     "CATEGORIES",
@@ -403,6 +404,9 @@ class Analysis(_Frozen):
     models: dict[str, str] = Field(default_factory=dict)
     engine_version: str = "0"
     latency_ms: Annotated[float, Field(ge=0.0)] = 0.0
+    # The one embedding the heads read (`models.embedding` names its space), int8 in base64
+    # (common.vectors); what the story stage compares articles by. None from the lexicon tier.
+    embedding: Annotated[str | None, Field(pattern=EMBEDDING_PATTERN)] = None
 
     @field_validator("keywords", mode="before")
     @classmethod

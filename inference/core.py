@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from common.schemas import Analysis, Entity, RawArticle, Sentiment
+from common.vectors import pack
 from inference.embeddings import E5_MODEL, MINILM_MODEL
 
 __all__ = [
@@ -296,6 +297,7 @@ class Core:
                     "summary": "extractive" if summary else "none",
                 },
                 engine_version=ENGINE_VERSION,
+                embedding=pack(vectors[index]),
             )
             out.append(CoreResult(analysis, min(head.sentiment_confidence, head.category_confidence)))
         return out

@@ -224,6 +224,8 @@ export interface components {
              * @default 0
              */
             latency_ms: number;
+            /** Embedding */
+            embedding?: string | null;
         };
         /**
          * AnalyzedArticle

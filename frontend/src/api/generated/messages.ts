@@ -61,6 +61,11 @@ export interface components {
              * @default 0
              */
             latency_ms: number;
+            /**
+             * Embedding
+             * @default null
+             */
+            embedding?: string | null;
         };
         /**
          * AnalyzedArticle
