@@ -1,12 +1,19 @@
-"""Session fixtures: real Kafka and Redis (scripts/), and per-test isolation by topic and key prefix."""
+"""Session fixtures: real Kafka, Redis and OpenSearch (scripts/), and per-test isolation by topic, key and index prefix.
+
+OpenSearch starts only for a session in which some test asks for `opensearch_url` (or a fixture built
+on it): most tests never need its half gigabyte and ~20 s start-up.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from opensearchpy import AsyncOpenSearch
 from redis.asyncio import Redis
 
 from common.settings import KafkaSettings, RedisSettings, TopicNames
@@ -25,6 +32,48 @@ def infra() -> Iterator[Infra]:
 def namespace() -> str:
     """A fresh prefix for this test's topics, consumer groups and Redis keys."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(infra: Infra) -> str:
+    """URL of a real OpenSearch (reused when one answers on OPENSEARCH_PORT, else started; stopped at the end)."""
+    return infra.ensure_opensearch()
+
+
+def _opensearch_call(method: str, url: str) -> Any:
+    """The JSON answer, or None for a 404 (nothing of that name); other errors raise."""
+    answer = httpx.request(method, url, timeout=30)
+    if answer.status_code == 404:
+        return None
+    answer.raise_for_status()
+    return answer.json()
+
+
+def _drop_prefixed(url: str, prefix: str) -> None:
+    """Delete this test's indices and index templates (by name: the node refuses wildcard deletes)."""
+    resolved = _opensearch_call("GET", f"{url}/_resolve/index/{prefix}*?expand_wildcards=all")
+    names = [entry["name"] for entry in (resolved or {}).get("indices", [])]
+    if names:
+        _opensearch_call("DELETE", f"{url}/{','.join(names)}")
+    templates = _opensearch_call("GET", f"{url}/_index_template/{prefix}*")
+    for template in (templates or {}).get("index_templates", []):
+        _opensearch_call("DELETE", f"{url}/_index_template/{template['name']}")
+
+
+@pytest.fixture
+def search_prefix(opensearch_url: str, namespace: str) -> Iterator[str]:
+    """A fresh prefix for this test's OpenSearch indices, aliases and templates (`<namespace>-`); dropped after."""
+    prefix = f"{namespace}-"
+    yield prefix
+    _drop_prefixed(opensearch_url, prefix)
+
+
+@pytest.fixture
+async def opensearch(opensearch_url: str) -> AsyncIterator[AsyncOpenSearch]:
+    """An async opensearch-py client on the session's OpenSearch (use `search_prefix` for index names)."""
+    client = AsyncOpenSearch(hosts=[opensearch_url])
+    yield client
+    await client.close()
 
 
 @pytest.fixture
