@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Stop everything scripts/up.sh started (services first, then Redis and Kafka).
+# Stop everything scripts/up.sh started (services first, then OpenSearch, Redis and Kafka).
 #   scripts/down.sh             everything
-#   scripts/down.sh --services  the services only (Kafka and Redis keep running)
+#   scripts/down.sh --services  the services only (Kafka, Redis and OpenSearch keep running)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/lib.sh
@@ -11,5 +11,6 @@ for name in replay dashboard producer worker consumer inference; do
   [ -f "$run_dir/$name.pid" ] && stop_pid "$run_dir/$name.pid" "$name" 30
 done
 [ "${1:-}" = --services ] && exit 0
+"$here/opensearch.sh" stop
 "$here/redis.sh" stop
 "$here/kafka.sh" stop

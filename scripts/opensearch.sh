@@ -30,8 +30,9 @@ if as_root; then
       || die "could not create the system user $OPENSEARCH_USER that OpenSearch runs as"
     log "created the system user $OPENSEARCH_USER (OpenSearch does not run as root)"
   }
-  ensure_user
-  if setpriv --reuid="$OPENSEARCH_USER" --regid="$OPENSEARCH_USER" --clear-groups test -x "$NEWS_SUITE_STATE"; then
+  # nobody stands in for the service user here (same rights: neither owns nor shares a group with
+  # the path), so status and stop work before the user exists.
+  if setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$NEWS_SUITE_STATE" 2>/dev/null; then
     runtime_base="$NEWS_SUITE_STATE"
   else
     runtime_base=/var/lib/news-suite
@@ -152,6 +153,7 @@ start() {
   local jhome
   jhome=$(java_home)
   install
+  if as_root; then ensure_user; fi
   configure
   local drop=()
   if as_root; then drop=(setpriv --reuid="$OPENSEARCH_USER" --regid="$OPENSEARCH_USER" --clear-groups); fi

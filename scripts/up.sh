@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Start the whole suite on this machine: Kafka, Redis, every service, a replay of real articles.
+# Start the whole suite on this machine: Kafka, Redis, OpenSearch, every service, a replay of real articles.
 #   scripts/up.sh            start (a second call while running says so and changes nothing)
 #   scripts/up.sh status     what is running
-# Ports: KAFKA_PORT 9092, REDIS_PORT 6379, PRODUCER_PORT 8001, CONSUMER_PORT 8002, INFERENCE_PORT 8000, WORKER_PORT 6066, DASHBOARD_PORT 5173.
+# Ports: KAFKA_PORT 9092, REDIS_PORT 6379, OPENSEARCH_PORT 9200, PRODUCER_PORT 8001, CONSUMER_PORT 8002, INFERENCE_PORT 8000, WORKER_PORT 6066, DASHBOARD_PORT 5173.
 # REPLAY_RATE (articles/s, default 5) and REPLAY_LIMIT (default: the whole corpus) pace the demo replay.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,9 +19,11 @@ DASHBOARD_PORT="${DASHBOARD_PORT:-5173}"
 REPLAY_RATE="${REPLAY_RATE:-5}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 REDIS_PORT="${REDIS_PORT:-6379}"
-export KAFKA_PORT REDIS_PORT
+OPENSEARCH_PORT="${OPENSEARCH_PORT:-9200}"
+export KAFKA_PORT REDIS_PORT OPENSEARCH_PORT
 export KAFKA__BOOTSTRAP_SERVERS="${KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"
 export REDIS__URL="${REDIS__URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+export OPENSEARCH__URL="${OPENSEARCH__URL:-http://127.0.0.1:$OPENSEARCH_PORT}"
 # The dashboard is served from its own origin: let the APIs answer it.
 export CORS_ORIGINS="${CORS_ORIGINS:-[\"http://127.0.0.1:$DASHBOARD_PORT\",\"http://localhost:$DASHBOARD_PORT\"]}"
 run_dir="$NEWS_SUITE_STATE/run"
@@ -38,6 +40,7 @@ status() {
   done
   scripts/kafka.sh status | sed 's/^/kafka: /' || true
   scripts/redis.sh status | sed 's/^/redis: /' || true
+  scripts/opensearch.sh status | sed 's/^/opensearch: /' || true
   return $any
 }
 
@@ -81,6 +84,7 @@ up() {
   trap 'log "start-up failed; stopping the services it started"; "$here/down.sh" --services >/dev/null 2>&1' EXIT
   "$here/kafka.sh" start
   "$here/redis.sh" start
+  "$here/opensearch.sh" start
 
   if [ -f "$root/inference/main.py" ]; then
     launch inference "$INFERENCE_PORT" "$PY" -m uvicorn inference.main:app --host 127.0.0.1 --port "$INFERENCE_PORT"
@@ -111,6 +115,7 @@ up() {
     consumer API       http://127.0.0.1:$CONSUMER_PORT/news/recent   (docs: /docs, live: ws://127.0.0.1:$CONSUMER_PORT/ws)
     producer API       http://127.0.0.1:$PRODUCER_PORT/               (docs: /docs)
     stream worker      http://127.0.0.1:$WORKER_PORT/metrics
+    OpenSearch         http://127.0.0.1:$OPENSEARCH_PORT/   (docs/SEARCH.md)
 $( [ -f "$run_dir/inference.pid" ] && echo "    inference API      http://127.0.0.1:$INFERENCE_PORT/v1/models")
     logs               $log_dir
   Stop everything with: make down
