@@ -170,11 +170,11 @@ async def test_newsapi_failure_on_a_later_page_keeps_earlier_pages(server, clien
         calls["n"] += 1
         return original(request, endpoint) if calls["n"] == 1 else server._error("unexpectedError")
 
-    server._newsapi = flaky  # type: ignore[method-assign]
+    server._newsapi = flaky
     try:
         result = await source.fetch(client)
     finally:
-        server._newsapi = original  # type: ignore[method-assign]
+        server._newsapi = original
     assert len(result.items) == 20 and result.error is not None and result.error.code == "unexpectedError"
 
 
@@ -244,7 +244,7 @@ async def test_feed_http_errors(server, client) -> None:
 def test_default_settings_have_no_network_sources(monkeypatch) -> None:
     for var in ("NEWSAPI__API_KEY", "PRODUCER__RSS_FEEDS"):
         monkeypatch.delenv(var, raising=False)
-    settings = ProducerSettings(_env_file=None)  # type: ignore[call-arg]
+    settings = ProducerSettings(_env_file=None)
     assert build_sources(settings) == [] and not settings.newsapi.enabled
 
 
@@ -256,7 +256,7 @@ def test_sources_from_environment(monkeypatch) -> None:
     )
     monkeypatch.setenv("NEWSAPI__API_KEY", "real-key")
     monkeypatch.setenv("NEWSAPI__QUERIES", '[{"endpoint": "everything", "q": "chips", "sortBy": "publishedAt"}]')
-    settings = ProducerSettings(_env_file=None)  # type: ignore[call-arg]
+    settings = ProducerSettings(_env_file=None)
     sources = {s.name: s for s in build_sources(settings)}
     assert set(sources) == {"newsapi:everything:chips", "rss:feeds.example.org-world", "ko"}
     assert sources["ko"].interval == 60 and sources["rss:feeds.example.org-world"].interval == 300
