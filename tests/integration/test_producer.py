@@ -62,7 +62,7 @@ class _Crash(BaseException):
 
 
 class CrashBeforeConfirm(RedisDedup):
-    async def confirm(self, ids):  # type: ignore[no-untyped-def]
+    async def confirm(self, ids):
         raise _Crash
 
 
