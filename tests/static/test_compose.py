@@ -27,6 +27,7 @@ DESIGN_PORTS = {
     "prometheus": 9090,
     "grafana": 3000,
     "redis": 6379,
+    "opensearch": 9200,
 }
 
 
@@ -48,7 +49,7 @@ def dockerfile_of(service: dict[str, Any]) -> Path | None:
         return None
     if isinstance(build, str):
         return ROOT / build / "Dockerfile"
-    return ROOT / build.get("context", ".") / build.get("dockerfile", "Dockerfile")
+    return ROOT / str(build.get("context", ".")) / str(build.get("dockerfile", "Dockerfile"))
 
 
 def test_compose_file_matches_the_compose_specification() -> None:
@@ -127,6 +128,15 @@ def test_ports_and_infrastructure_follow_the_design() -> None:
     redis = services()["redis"]
     assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
     assert any(v.startswith("redis-data:") for v in redis["volumes"])
+    opensearch = services()["opensearch"]
+    script_version = re.search(r"^OPENSEARCH_VERSION=(\S+)$", (ROOT / "scripts/opensearch.sh").read_text(), re.M)
+    assert script_version, "scripts/opensearch.sh names its version"
+    assert opensearch["image"] == f"opensearchproject/opensearch:{script_version.group(1)}", "same as make up runs"
+    assert opensearch["environment"]["discovery.type"] == "single-node"
+    assert any(v.startswith("opensearch-data:/usr/share/opensearch/data") for v in opensearch["volumes"])
+    assert "-Xmx" in opensearch["environment"]["OPENSEARCH_JAVA_OPTS"]
+    assert all(str(p).startswith("127.0.0.1:") for p in opensearch["ports"]), "no security plugin: loopback only"
+    assert "opensearch" in services()["consumer"]["depends_on"]
     assert "dashboard" in services() and services()["dashboard"]["build"]["dockerfile"] == "Dockerfile.dashboard"
     for name, service in services().items():
         assert service.get("restart") in {"unless-stopped", "always", "no", "on-failure"}, name
