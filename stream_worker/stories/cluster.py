@@ -313,6 +313,11 @@ class StoryClusterer:
             return Assignment(known, created=known == candidate.article_id, similarity=1.0)
         if candidate.vector.ndim != 1 or not candidate.vector.size:
             raise ValueError(f"article {candidate.article_id}: the embedding must be a non-empty vector")
+        if self._rows and self._matrix.shape[1] != candidate.vector.size:  # checked before anything changes
+            raise ValueError(
+                f"article {candidate.article_id}: embedding of {candidate.vector.size} dimensions in a working set "
+                f"of {self._matrix.shape[1]}: one clusterer per embedding space"
+            )
         best_id, best_similarity = self._best(candidate)
         evicted: tuple[StoryState, ...] = ()
         if best_id is None:
