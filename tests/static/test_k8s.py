@@ -139,7 +139,7 @@ def test_workloads_are_probed_limited_and_restricted(overlay: str) -> None:
     docs = render(f"overlays/{overlay}")
     workloads = {**by_kind(docs, "Deployment"), **by_kind(docs, "StatefulSet")}
     assert set(WORKLOADS) <= set(workloads)
-    assert {"kafka", "redis"} <= set(workloads)
+    assert {"kafka", "redis", "opensearch"} <= set(workloads)
     for name, workload in workloads.items():
         pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, name
@@ -213,7 +213,7 @@ def test_network_policies_default_deny_and_cover_every_pod(overlay: str) -> None
     assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny and "egress" not in deny
     named = {p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") for p in policies.values()}
-    assert {*WORKLOADS, "kafka", "redis"} <= named
+    assert {*WORKLOADS, "kafka", "redis", "opensearch"} <= named
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -222,6 +222,7 @@ def test_configuration_and_secrets(overlay: str) -> None:
     settings = config(docs)
     assert settings["KAFKA__BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert settings["REDIS__URL"].startswith("redis://redis:6379")
+    assert settings["OPENSEARCH__URL"] == "http://opensearch:9200"
     secrets = by_kind(docs, "Secret")
     if overlay == "dev":
         assert settings["ENVIRONMENT"] == "local", "the dev secret is a placeholder: only local accepts it"
@@ -235,11 +236,29 @@ def test_configuration_and_secrets(overlay: str) -> None:
     assert len(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")) == replicas
     assert int(settings["KAFKA__REPLICATION_FACTOR"]) <= replicas
     assert int(env["KAFKA_MIN_INSYNC_REPLICAS"]) < max(replicas, 2)
-    for sts in ("kafka", "redis"):
+    for sts in ("kafka", "redis", "opensearch"):
         (claim,) = by_kind(docs, "StatefulSet")[sts]["spec"]["volumeClaimTemplates"]
         assert claim["spec"]["resources"]["requests"]["storage"], sts
     redis_args = by_kind(docs, "StatefulSet")["redis"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert redis_args[redis_args.index("--appendonly") + 1] == "yes"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_opensearch_is_one_node_reachable_from_the_consumer(overlay: str) -> None:
+    docs = render(f"overlays/{overlay}")
+    sts = by_kind(docs, "StatefulSet")["opensearch"]
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert container["image"] == "opensearchproject/opensearch:2.19.6"
+    assert sts["spec"]["replicas"] == 1 and env["discovery.type"] == "single-node", "more nodes: docs/SEARCH.md"
+    heap = int(env["OPENSEARCH_JAVA_OPTS"].split("-Xmx")[1].rstrip("gG").split()[0])
+    limit = container["resources"]["limits"]["memory"]
+    assert limit.endswith("Gi") and heap * 2 <= int(limit[:-2]), "heap at most half the memory limit"
+    consumer = by_kind(docs, "NetworkPolicy")["consumer"]["spec"]
+    egress = [r for r in consumer["egress"] for t in r["to"] if t.get("podSelector", {}).get("matchLabels")]
+    assert any(
+        t["podSelector"]["matchLabels"].get("app.kubernetes.io/name") == "opensearch" for r in egress for t in r["to"]
+    )
 
 
 def test_gpu_overlay_puts_inference_on_gpus() -> None:
