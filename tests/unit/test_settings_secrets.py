@@ -69,7 +69,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _load(cls: type[ServiceSettings], **values: Any) -> ServiceSettings:
-    return cls(_env_file=None, **values)  # type: ignore[call-arg]
+    return cls(_env_file=None, **values)
 
 
 def test_every_service_is_covered() -> None:
@@ -149,4 +149,6 @@ def test_selected_provider_needs_its_credential(
     with pytest.raises(ConfigError, match=rf"selects {provider} for summary but {variable} is not set"):
         _load(InferenceSettings, environment=environment)
     monkeypatch.setenv(variable, "4f2c9e8a1b7d")
-    assert _load(InferenceSettings, environment=environment).inference.provider_for("summary") == provider
+    loaded = _load(InferenceSettings, environment=environment)
+    assert isinstance(loaded, InferenceSettings)
+    assert loaded.inference.provider_for("summary") == provider
