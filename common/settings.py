@@ -31,6 +31,10 @@ class TopicNames(BaseModel):
     raw: str = "news.raw"
     analyzed: str = "news.analyzed"
     dlq: str = "news.dlq"
+    # The story stage (issue 15): analysed articles re-keyed by language, so one writer assigns each
+    # language's stories; and the story updates it produces, keyed by story id.
+    story_input: str = "news.stories.in"
+    stories: str = "news.stories"
 
     def full(self, name: str) -> str:
         return f"{self.prefix}{name}"

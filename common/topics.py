@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from common.errors import InvalidMessage
 from common.schemas import TEXT_ONLY, AnalyzedArticle, ArticleBase, DeadLetter, RawArticle
 from common.settings import TopicNames
+from common.stories import StoryUpdate
 
 __all__ = ["Record", "Topic", "Topics"]
 
@@ -74,6 +75,14 @@ def _original_key(letter: DeadLetter) -> str | None:
     return letter.original_key
 
 
+def _language(article: AnalyzedArticle) -> str:
+    return article.analysis.language
+
+
+def _story_id(update: StoryUpdate) -> str:
+    return update.story.id
+
+
 @dataclass(frozen=True, slots=True)
 class Topics:
     """Every topic of one deployment (the names carry its prefix)."""
@@ -81,6 +90,8 @@ class Topics:
     raw: Topic[RawArticle]
     analyzed: Topic[AnalyzedArticle]
     dead_letters: Topic[DeadLetter]
+    story_input: Topic[AnalyzedArticle]
+    stories: Topic[StoryUpdate]
 
     @classmethod
     def of(cls, names: TopicNames) -> Topics:
@@ -88,7 +99,9 @@ class Topics:
             raw=Topic(names.raw_topic, RawArticle, _article_id, TEXT_ONLY),
             analyzed=Topic(names.analyzed_topic, AnalyzedArticle, _article_id, TEXT_ONLY),
             dead_letters=Topic(names.dlq_topic, DeadLetter, _original_key),
+            story_input=Topic(names.full(names.story_input), AnalyzedArticle, _language, TEXT_ONLY),
+            stories=Topic(names.full(names.stories), StoryUpdate, _story_id),
         )
 
     def names(self) -> list[str]:
-        return [self.raw.name, self.analyzed.name, self.dead_letters.name]
+        return [t.name for t in (self.raw, self.analyzed, self.dead_letters, self.story_input, self.stories)]

@@ -13,7 +13,17 @@ from common.topics import Topics
 from stream_worker.context import ContextService, process_registry
 from stream_worker.settings import get_settings
 
-__all__ = ["analyzed_topic", "app", "context", "dlq_topic", "faust_topic", "raw_topic", "settings"]
+__all__ = [
+    "analyzed_topic",
+    "app",
+    "context",
+    "dlq_topic",
+    "faust_topic",
+    "raw_topic",
+    "settings",
+    "stories_topic",
+    "story_input_topic",
+]
 
 settings = get_settings()
 _topics = Topics.of(settings.kafka.topics)  # the names; encoding and decoding are the context's
@@ -40,7 +50,7 @@ app = faust.App(
 )
 
 # Bytes in, bytes out: faust only moves records; `common.topics.Topics` encodes and decodes them.
-raw_topic, analyzed_topic, dlq_topic = (
+raw_topic, analyzed_topic, dlq_topic, story_input_topic, stories_topic = (
     app.topic(name, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions) for name in _topics.names()
 )
 
@@ -49,7 +59,7 @@ raw_topic, analyzed_topic, dlq_topic = (
 context = ContextService(settings, registry=process_registry())
 app.add_dependency(context)
 
-_BY_NAME = {t.get_topic_name(): t for t in (raw_topic, analyzed_topic, dlq_topic)}
+_BY_NAME = {t.get_topic_name(): t for t in (raw_topic, analyzed_topic, dlq_topic, story_input_topic, stories_topic)}
 
 
 def faust_topic(name: str) -> faust.TopicT:

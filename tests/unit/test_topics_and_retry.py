@@ -25,7 +25,7 @@ ARTICLE = RawArticle.model_validate(
 
 def test_topics_carry_the_prefix_and_key_articles_by_id() -> None:
     topics = Topics.of(TopicNames(prefix="t1."))
-    assert topics.names() == ["t1.news.raw", "t1.news.analyzed", "t1.news.dlq"]
+    assert topics.names() == ["t1.news.raw", "t1.news.analyzed", "t1.news.dlq", "t1.news.stories.in", "t1.news.stories"]
     record = topics.raw.encode(ARTICLE)
     assert record.key == ARTICLE.id.encode()
     assert topics.raw.decode(record.value) == ARTICLE
