@@ -89,6 +89,7 @@ class Story(_Frozen):
     sentiment: SentimentMix
     timeline: Annotated[list[TimelineBucket], Field(max_length=TIMELINE_MAX_BUCKETS, description="oldest first")]
     active: bool = Field(description="false once the story stopped accepting articles (idle past its window)")
+    duplicate_count: Annotated[int, Field(ge=0, description="near-duplicate copies seen (not in article_count)")] = 0
 
     @model_validator(mode="after")
     def _consistent(self) -> Story:
@@ -114,11 +115,16 @@ class StoryUpdate(_Frozen):
     created: bool
     similarity: Annotated[float, Field(ge=-1.0, le=1.0)]
     story: Story
+    # Set when the article is a near-duplicate (a copy or light rewrite) of this earlier article: it is stored
+    # and counted in `story.duplicate_count`, never announced as a new story.
+    duplicate_of: Annotated[str | None, Field(min_length=1, max_length=64)] = None
 
     @model_validator(mode="after")
     def _first_article(self) -> StoryUpdate:
         if self.created and self.story.id != self.article_id:
             raise ValueError("a created story takes the id of the article that started it")
+        if self.created and self.duplicate_of is not None:
+            raise ValueError("a near-duplicate never starts a story")
         return self
 
 
