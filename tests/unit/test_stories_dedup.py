@@ -1,0 +1,115 @@
+"""Near-duplicates: copies and light rewrites are linked to the first-seen article; other reports are not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from harness.infra import ROOT
+from stream_worker.stories.dedup import NearDuplicates, Signature, article_text, shingles, signature
+
+LEAD = (
+    "Philippine President Rodrigo Duterte's campaign to bring back the death penalty for drug-related crimes has "
+    "cleared a major hurdle, with supporters backing it in congress but critics denouncing the plans as inhumane. "
+    "The death penalty bill, along with a proposal to lower the age of criminal responsibility, is part of a "
+    "legislative agenda that Duterte's allies in the House of Representatives have pushed through quickly."
+)
+ORIGINAL = article_text("Rodrigo Duterte's death penalty campaign clears hurdle", None, LEAD)
+REWRITE = article_text("Philippines moves towards re-introducing death penalty", None, LEAD.replace("quickly", "fast"))
+SAME_EVENT = article_text(
+    "Philippine lawmakers vote to restore capital punishment",
+    None,
+    "Lawmakers in Manila approved on second reading a measure that would reintroduce executions for drug "
+    "offences, a priority of the president, as rights groups and the Catholic church protested outside the "
+    "chamber and opposition members walked out before the vote was counted late on Wednesday night.",
+)
+UNRELATED = article_text(
+    "Norway named the world's happiest country",
+    None,
+    "Norway has overtaken Denmark as the happiest country in the world, according to an annual report that ranks "
+    "countries by income, healthy life expectancy, social support, freedom, trust and generosity.",
+)
+
+
+def _index(*texts: str) -> tuple[NearDuplicates, list[str | None]]:
+    index = NearDuplicates()
+    return index, [index.check_and_add(f"a{i}", signature(t, "en")) for i, t in enumerate(texts)]
+
+
+def test_copy_and_light_rewrite_are_linked_to_the_original() -> None:
+    _, answers = _index(ORIGINAL, ORIGINAL, REWRITE)
+    assert answers == [None, "a0", "a0"]
+
+
+def test_unrelated_and_same_event_other_report_are_not_duplicates() -> None:
+    _, answers = _index(ORIGINAL, SAME_EVENT, UNRELATED)
+    assert answers == [None, None, None]
+
+
+def test_a_copy_of_a_copy_links_to_the_first_seen_article() -> None:
+    # b is close to a, c is close to b but not to a: c still links to a, the first seen.
+    words = f"{LEAD} {SAME_EVENT} {UNRELATED}".split()
+    a, b, c = (" ".join(words[start : start + 60]) for start in (0, 12, 24))
+    index = NearDuplicates()
+    sig_a, sig_b, sig_c = (signature(t, "en") for t in (a, b, c))
+    assert sig_a.jaccard(sig_c) < index.threshold <= sig_b.jaccard(sig_c)
+    assert index.check_and_add("a", sig_a) is None
+    assert index.check_and_add("b", sig_b) == "a"
+    assert index.check_and_add("c", sig_c) == "a"
+
+
+def test_redelivery_is_idempotent_and_removed_articles_are_not_found() -> None:
+    index, _ = _index(ORIGINAL)
+    assert index.check_and_add("a0", signature(ORIGINAL, "en")) is None  # the same id again: unchanged answer
+    assert len(index) == 1
+    index.remove("a0")
+    assert index.check_and_add("later", signature(ORIGINAL, "en")) is None  # aged out: not found (documented)
+
+
+def test_korean_uses_character_shingles_and_a_changed_particle_is_a_duplicate() -> None:
+    ko = "정부는 오늘 부동산 대책을 발표했다. 서울 아파트 가격이 크게 오르자 대출 규제를 강화하고 공급을 늘리기로 했다."
+    changed = ko.replace("정부는", "정부가")  # topic particle -> subject particle
+    other = "한국은행은 기준금리를 동결했다. 물가 상승률이 둔화되고 경기 회복이 더딘 점을 고려한 결정이라고 밝혔다."
+    assert all(len(s) == 3 and " " not in s for s in shingles(ko, "ko"))
+    assert shingles(ko, None) == shingles(ko, "ko")  # Hangul is shingled by character even without a tag
+    index = NearDuplicates()
+    assert index.check_and_add("k1", signature(ko, "ko")) is None
+    assert index.check_and_add("k2", signature(changed, "ko")) == "k1"
+    assert index.check_and_add("k3", signature(other, "ko")) is None
+
+
+def test_rebuild_from_signatures_gives_the_same_answers() -> None:
+    index, _ = _index(ORIGINAL, REWRITE, UNRELATED)
+    index.remove("a0")  # the original ages out before the restart; its copy keeps the link
+    stored = [(key, sig.to_bytes(), original) for key, sig, original in index.entries()]
+    rebuilt = NearDuplicates.from_signatures((k, Signature.from_bytes(b), o) for k, b, o in stored)
+    assert list(rebuilt.entries()) == list(index.entries())
+    for probe in (ORIGINAL, SAME_EVENT, UNRELATED):
+        sig = signature(probe, "en")
+        assert rebuilt.check_and_add("probe", sig) == index.check_and_add("probe", sig)
+    assert rebuilt.original_of("probe") == "a0"  # a copy of the surviving copy links to the aged-out original
+
+
+def test_signature_bytes_are_equal_in_two_fresh_processes() -> None:
+    code = (
+        "from stream_worker.stories.dedup import signature;"
+        f"print(signature({ORIGINAL!r}, 'en').to_bytes().hex(), signature('서울 아파트 가격', 'ko').to_bytes().hex())"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+    assert runs[0].split()[0] == signature(ORIGINAL, "en").to_bytes().hex()
+
+
+def test_bad_input_is_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="no letters or digits"):
+        signature(" ... ", "en")
+    with pytest.raises(ValueError, match="bytes"):
+        Signature.from_bytes(b"short")
+    index, _ = _index(ORIGINAL)
+    with pytest.raises(ValueError, match="twice"):
+        NearDuplicates.from_signatures([("x", signature(ORIGINAL, "en"), None)] * 2)
