@@ -18,7 +18,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.errors import ConfigError
 
-__all__ = ["PLACEHOLDERS", "KafkaSettings", "RedisSettings", "ServiceSettings", "TopicNames", "secret_placeholders"]
+__all__ = [
+    "PLACEHOLDERS",
+    "KafkaSettings",
+    "OpenSearchSettings",
+    "RedisSettings",
+    "ServiceSettings",
+    "TopicNames",
+    "secret_placeholders",
+]
 
 # Values that stand in for a secret in templates and defaults (compared stripped and lower-cased).
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "not-set", "placeholder", "secret", "your-key-here", "xxx"})
@@ -70,6 +78,23 @@ class RedisSettings(BaseModel):
     pool_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+class OpenSearchSettings(BaseModel):
+    """The search engine and archive (issue 16; docs/SEARCH.md). `index_prefix` isolates deployments (and
+    tests) sharing one cluster, like `TopicNames.prefix` does for Kafka."""
+
+    url: str = "http://127.0.0.1:9200"
+    index_prefix: str = Field(default="", pattern=r"^[a-z0-9_.-]*$", max_length=64)
+    # One HTTP request (a bulk of a few hundred articles, or a search); a timeout counts as "not up".
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # How long start-up waits for the cluster before it fails with a clear error.
+    startup_timeout: float = Field(default=120.0, gt=0)
+    # Of each monthly index (read when the index template is written): one node needs 0 replicas.
+    shards: int = Field(default=1, ge=1, le=64)
+    replicas: int = Field(default=0, ge=0, le=8)
+    # How soon an indexed article is searchable; longer is cheaper under heavy bulk load.
+    refresh_interval: str = Field(default="1s", pattern=r"^(-1|\d+(ms|s|m))$")
+
+
 class ServiceSettings(BaseSettings):
     """Base of each service's settings."""
 
@@ -81,6 +106,7 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
     api_token: SecretStr | None = None
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"])
 
