@@ -48,10 +48,12 @@ requirements: ## regenerate requirements.txt from pyproject.toml
 	$(VENV)/bin/pip-compile -q --extra dev --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt pyproject.toml
 
 .PHONY: infra-up infra-down
-infra-up: ## start Kafka and Redis only
+infra-up: ## start Kafka, Redis and OpenSearch only
 	scripts/kafka.sh start
 	scripts/redis.sh start
-infra-down: ## stop Kafka and Redis
+	scripts/opensearch.sh start
+infra-down: ## stop Kafka, Redis and OpenSearch
+	-scripts/opensearch.sh stop
 	-scripts/redis.sh stop
 	-scripts/kafka.sh stop
 
