@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from common.schemas import AnalyzedArticle
 from common.store import ArticleFilters
+from common.stories import Story
 
 __all__ = [
     "CLIENT_MESSAGES",
@@ -36,6 +37,7 @@ __all__ = [
     "ServerMessage",
     "Subscribe",
     "Subscribed",
+    "StoryUpdateMessage",
 ]
 
 Cursor = Annotated[
@@ -97,6 +99,29 @@ class NewAnalysis(_Message):
         return f'{{"type":"new_analysis","data":{article},"cursor":{json.dumps(cursor)}}}'
 
 
+class StoryUpdateMessage(_Message):
+    """A story changed (an article joined it, or it started, or it stopped growing): its current state.
+
+    Sent to every client that has not turned story updates off (`stories=false` in the query or in
+    `subscribe`); the article filters do not apply. Live only: a resuming client is not replayed the
+    updates it missed (`GET /stories` has the current state)."""
+
+    type: Literal["story_update"] = "story_update"
+    data: Story = Field(description="the story as stored now (as `GET /stories/{id}` has it)")
+    article_id: str = Field(description="the article whose assignment produced this update")
+    created: bool = Field(description="true when the article started the story")
+    duplicate_of: str | None = Field(
+        default=None, description="set when the article is a near-duplicate of this earlier article"
+    )
+
+    @staticmethod
+    def frame_raw(story: str, article_id: str, *, created: bool, duplicate_of: str | None = None) -> str:
+        """The frame for a story given as stored JSON, spliced in as it is."""
+        tail = "" if duplicate_of is None else f',"duplicate_of":{json.dumps(duplicate_of)}'
+        flag = "true" if created else "false"
+        return f'{{"type":"story_update","data":{story},"article_id":{json.dumps(article_id)},"created":{flag}{tail}}}'
+
+
 class Lagged(_Message):
     """The client read too slowly: `dropped` matching articles were dropped at this point of the stream."""
 
@@ -136,7 +161,7 @@ class Error(_Message):
 
 
 ServerMessage = Annotated[
-    InitialData | NewAnalysis | Lagged | Ping | Pong | Subscribed | Error,
+    InitialData | NewAnalysis | StoryUpdateMessage | Lagged | Ping | Pong | Subscribed | Error,
     Field(discriminator="type"),
 ]
 
@@ -145,10 +170,12 @@ ServerMessage = Annotated[
 
 
 class Subscribe(_Message):
-    """Replace the connection's filters (any subset; `{}` or null clears them) for the articles that follow."""
+    """Replace the connection's filters (any subset; `{}` or null clears them) for the articles that follow,
+    and whether it receives `story_update` messages (default true)."""
 
     type: Literal["subscribe"] = "subscribe"
     filters: ArticleFilters = Field(default_factory=ArticleFilters)
+    stories: bool = Field(default=True, description="false: no `story_update` messages on this connection")
 
     @field_validator("filters", mode="before")
     @classmethod
@@ -164,7 +191,7 @@ class ClientPing(_Message):
 
 ClientMessage = Annotated[Subscribe | ClientPing | Pong, Field(discriminator="type")]
 
-SERVER_MESSAGES: TypeAdapter[InitialData | NewAnalysis | Lagged | Ping | Pong | Subscribed | Error] = TypeAdapter(
-    ServerMessage
-)
+SERVER_MESSAGES: TypeAdapter[
+    InitialData | NewAnalysis | StoryUpdateMessage | Lagged | Ping | Pong | Subscribed | Error
+] = TypeAdapter(ServerMessage)
 CLIENT_MESSAGES: TypeAdapter[Subscribe | ClientPing | Pong] = TypeAdapter(ClientMessage)

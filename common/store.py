@@ -51,8 +51,10 @@ __all__ = [
     "InvalidCursor",
     "Order",
     "Page",
+    "QUERY_SCRIPT",
     "PutResult",
     "StoredEvent",
+    "cursor_after",
     "normalise",
 ]
 
@@ -262,6 +264,10 @@ return out
 """
 
 
+QUERY_SCRIPT = _QUERY
+"""The paged read of scored indexes, shared with `common.story_store` (same index layout)."""
+
+
 def _fingerprint(article: AnalyzedArticle) -> str:
     """What a reader sees of an analysis: everything but when it was fetched and analysed and how long it took."""
     data = article.model_dump(mode="json", exclude={"analyzed_at": True, "fetched_at": True})
@@ -272,6 +278,12 @@ def _fingerprint(article: AnalyzedArticle) -> str:
 def _encode_cursor(order: Order, score: str, article_id: str) -> str:
     # Python's repr round-trips the double exactly; "e+" would read as a space in an unencoded query.
     return f"{order[0]}_{float(score)!r}_{article_id}".replace("e+", "e")
+
+
+def cursor_after(order: Order, article: AnalyzedArticle) -> str:
+    """The cursor that continues `order` after `article` (as if a page had ended with it)."""
+    score = epoch_seconds(article.published_at) if order == "recent" else article.analysis.importance_score
+    return _encode_cursor(order, repr(float(score)), article.id)
 
 
 def _decode_cursor(order: Order, cursor: str) -> tuple[str, str]:
@@ -452,6 +464,13 @@ class ArticleStore:
             last, score, _ = page[-1]
             next_cursor = _encode_cursor(order, score, last.id)
         return Page([a for a, _, _ in page], next_cursor, [r for _, _, r in page])
+
+    async def get_many_json(self, article_ids: Iterable[str]) -> list[str | None]:
+        """The stored JSON of each article (None where there is none), in one round trip."""
+        try:
+            return [None if r is None else _text(r) for r in await self._fetch(article_ids)]
+        except RedisError as exc:
+            raise StoreError(f"could not read articles: {exc}") from exc
 
     async def _fetch(self, ids: Iterable[str]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -1,4 +1,5 @@
-"""The consumer's REST routes: articles (recent, top, by id) and statistics, plus the open ops routes.
+"""The consumer's REST routes: articles (recent, top, by id), stories, and statistics, plus the open ops
+routes.
 
 `router` serves data and is mounted behind the optional bearer token; `ops` (health, readiness, metrics)
 stays open for probes and Prometheus. The live WebSocket is `consumer.ws`.
@@ -22,8 +23,22 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from common.schemas import AnalyzedArticle, Sentiment
 from common.stats import SentimentBucket, TrendsSnapshot
 from common.store import CURSOR_PATTERNS, ArticleFilters, ArticleStore, InvalidCursor, Order
+from common.stories import Story
+from common.story_store import (
+    STORY_CURSOR_PATTERNS,
+    Coverage,
+    InvalidStoryCursor,
+    RankedStory,
+    StoryDetail,
+    StoryFilters,
+    StoryOrder,
+    newest_first,
+    ranked_json,
+    story_score,
+)
 from common.webapp import ops_router
-from consumer.deps import StatsDep, StoreDep
+from consumer.deps import StatsDep, StoreDep, StoriesDep
+from consumer.ranking import TOP_CURSOR_PATTERN, top_page
 
 __all__ = [
     "BUCKET_PATTERN",
@@ -252,34 +267,170 @@ async def recent(
     return await _page(store, "recent", limit, filters, since, cursor)
 
 
+def _paged_by(pattern: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "headers": {
+                NEXT_CURSOR_HEADER: {
+                    "description": "pass as `cursor` for the next page; absent on the last page",
+                    "schema": {"type": "string", "pattern": pattern},
+                }
+            }
+        },
+        **_UNAVAILABLE,
+    }
+
+
 @router.get(
-    "/news/top", response_model=list[AnalyzedArticle], responses=_paged("top"), tags=["articles"], dependencies=_UTF8
+    "/news/top",
+    response_model=list[AnalyzedArticle],
+    responses=_paged_by(TOP_CURSOR_PATTERN),
+    tags=["articles"],
+    dependencies=_UTF8,
 )
 async def top(
     store: StoreDep,
+    stories: StoriesDep,
     filters: FiltersDep,
     limit: Limit = 10,
     since: Since = None,
-    cursor: Annotated[str | None, _cursor("top")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=TOP_CURSOR_PATTERN,
+            description=f"continue after the page that returned this value in `{NEXT_CURSOR_HEADER}`",
+        ),
+    ] = None,
 ) -> Response:
-    """Most important first (importance_score), filtered; page on with `cursor`."""
-    return await _page(store, "top", limit, filters, since, cursor)
+    """Top stories: one representative article per story, by importance from coverage (README "Stories"),
+    then articles with no story yet by importance_score; filtered; page on with `cursor`."""
+    page = await top_page(store, stories, limit, filters=filters, since=since, cursor=cursor)
+    headers = {} if page.next_cursor is None else {NEXT_CURSOR_HEADER: page.next_cursor}
+    return _json("[" + ",".join(page.raw) + "]", headers)
 
 
 @router.get(
     "/news/{article_id}",
     response_model=AnalyzedArticle,
     responses={
-        404: {"model": ErrorBody, "description": "no article with this id (unknown or expired)"},
-        **_UNAVAILABLE,
+        404: {"model": ErrorBody, "description": "no article with this id, recent or archived"},
+        503: {"model": UnavailableBody, "description": "the store (Redis) or the archive (OpenSearch) did not answer"},
     },
     tags=["articles"],
 )
-async def get_article(article_id: ArticleId, store: StoreDep) -> Response:
+async def get_article(article_id: ArticleId, store: StoreDep, request: Request) -> Response:
+    """One article: from Redis within the hot window, else from the archive (OpenSearch), in the same shape."""
     article = await store.get_json(article_id)
+    archive = getattr(request.app.state, "archive", None)  # consumer/search.py, opened in the lifespan
+    if article is None and archive is not None:
+        article = await archive.get_json(article_id)
     if article is None:
-        raise HTTPException(404, f"no article with id {article_id} (it may have expired)")
+        raise HTTPException(404, f"no article with id {article_id}, recent or archived")
     return _json(article)
+
+
+@router.get(
+    "/news/{article_id}/story",
+    response_model=RankedStory,
+    responses={
+        404: {"model": ErrorBody, "description": "the article is in no story (unknown, not assigned yet, or expired)"},
+        **_UNAVAILABLE,
+    },
+    tags=["stories"],
+)
+async def article_story(article_id: ArticleId, stories: StoriesDep) -> Response:
+    """The story the article joined, with its score now."""
+    story_id = await stories.story_of(article_id)
+    raw = None if story_id is None else await stories.get_json(story_id)
+    if raw is None:
+        raise HTTPException(404, f"article {article_id} is in no story (unknown, not assigned yet, or expired)")
+    return _json(_ranked(raw))
+
+
+# --- stories (written by the story stage, through news.stories) -----------------------------------
+
+# Story filter text: no control characters at all (NUL included), and something besides whitespace. Every
+# character class is spelt out where Python's, Rust's and ECMA's `\s` differ (\x1c-\x1f, \x85, \ufeff), so
+# the document means one thing to every reader of it.
+_StoryText = Query(
+    min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f\ufeff][^\x00-\x1f\x7f-\x9f]*$"
+)
+StoryId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the story's id (its first article's id)")]
+_STORY_CURSOR = f"^(?:{STORY_CURSOR_PATTERNS['score'][1:-1]}|{STORY_CURSOR_PATTERNS['recent'][1:-1]})$"
+
+
+def _ranked(story_json: str) -> str:
+    story = Story.model_validate_json(story_json)
+    return ranked_json(story_json, story_score(Coverage.of(story), datetime.now(UTC).timestamp()))
+
+
+@router.get(
+    "/stories",
+    response_model=list[RankedStory],
+    responses=_paged_by(_STORY_CURSOR),
+    tags=["stories"],
+    dependencies=_UTF8,
+)
+async def list_stories(
+    stories: StoriesDep,
+    order: Annotated[
+        StoryOrder, Query(description="`score`: importance from coverage, best first; `recent`: last seen first")
+    ] = "score",
+    limit: Annotated[int, Query(ge=1, le=200, description="how many stories (1-200)")] = 20,
+    language: Annotated[str | None, _StoryText, Query(description="the story's language code, e.g. en, ko")] = None,
+    source: Annotated[str | None, _StoryText, Query(description="a source covering it (case-insensitive)")] = None,
+    entity: Annotated[
+        str | None, _StoryText, Query(description="a canonical entity id it names, e.g. person:donald_trump")
+    ] = None,
+    since: Annotated[
+        IsoDateTime | None, Query(description="only stories seen (last_seen) at or after this time (ISO 8601)")
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=_STORY_CURSOR,
+            description=f"continue after the page that returned this value in `{NEXT_CURSOR_HEADER}` (a cursor "
+            "carries its order: it pages on in the order of the page that returned it)",
+        ),
+    ] = None,
+) -> Response:
+    """Stories, by importance from coverage or by last seen, filtered; page on with `cursor`."""
+    filters = StoryFilters(language=language, source=source, entity=entity)
+    if cursor is not None:
+        order = "recent" if cursor.startswith("sr_") else "score"
+    try:
+        page = await stories.query(order, limit, filters=filters, since=since, cursor=cursor)
+    except InvalidStoryCursor as exc:  # the pattern admits only this list's cursors; kept as a safety net
+        raise _query_error("cursor", str(exc)) from exc
+    headers = {} if page.next_cursor is None else {NEXT_CURSOR_HEADER: page.next_cursor}
+    return _json("[" + ",".join(page.ranked_json()) + "]", headers)
+
+
+@router.get(
+    "/stories/{story_id}",
+    response_model=StoryDetail,
+    responses={
+        404: {"model": ErrorBody, "description": "no story with this id (unknown or expired)"},
+        **_UNAVAILABLE,
+    },
+    tags=["stories"],
+    dependencies=_UTF8,
+)
+async def get_story(
+    story_id: StoryId,
+    store: StoreDep,
+    stories: StoriesDep,
+    articles: Annotated[int, Query(ge=0, le=200, description="how many member articles (0-200), newest first")] = 50,
+) -> Response:
+    """One story with its score, its timeline and entities, and its stored member articles, newest first."""
+    raw = await stories.get_json(story_id)
+    if raw is None:
+        raise HTTPException(404, f"no story with id {story_id} (it may have expired)")
+    members = await stories.members(story_id, max(articles, 1) * 2) if articles else []
+    found = [r for r in await store.get_many_json(members) if r is not None] if members else []
+    listed = newest_first(found)[:articles]
+    ranked = _ranked(raw)
+    return _json(f'{{"articles":[{",".join(listed)}],{ranked[1:]}')
 
 
 # --- statistics (written by the stream worker's windowed tables) ---------------------------------

@@ -9,10 +9,11 @@ from starlette.requests import HTTPConnection
 
 from common.stats import StatsStore
 from common.store import ArticleStore
+from common.story_store import StoryStore
 from consumer.settings import ConsumerSettings
 from consumer.ws import Hub
 
-__all__ = ["HubDep", "SettingsDep", "StatsDep", "StoreDep"]
+__all__ = ["HubDep", "SettingsDep", "StatsDep", "StoreDep", "StoriesDep"]
 
 
 def _store(request: HTTPConnection) -> ArticleStore:
@@ -39,3 +40,10 @@ def _stats(request: HTTPConnection) -> StatsStore:
 
 
 StatsDep = Annotated[StatsStore, Depends(_stats)]
+
+
+def _stories(request: HTTPConnection) -> StoryStore:
+    return request.app.state.stories  # type: ignore[no-any-return]
+
+
+StoriesDep = Annotated[StoryStore, Depends(_stories)]

@@ -1,7 +1,10 @@
-"""The consumer's Kafka ingest: `news.analyzed` -> Redis, committing offsets only after the write.
+"""The consumer's Kafka ingest: `news.analyzed` and `news.stories` -> Redis, committing offsets only after
+the write.
 
-At least once from Kafka, exactly once in the store (writes are idempotent by article id); a record that
-is not an analysed article goes to the dead-letter topic with the reason and is never retried.
+At least once from Kafka, exactly once in the store (article writes are idempotent by article id, story
+writes by story version: `common.story_store`); a record that is not what its topic carries goes to the
+dead-letter topic with the reason and is never retried. Both topics are read by one consumer (one group),
+so one commit covers a batch of both, made only once all of it is stored.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from common.metrics import ConsumerMetrics
 from common.retry import until_up
 from common.schemas import AnalyzedArticle, DeadLetter
 from common.store import ArticleStore
+from common.stories import StoryUpdate
+from common.story_store import StoryStore
 from common.topics import Topics
 
 __all__ = ["Ingestor"]
@@ -35,6 +40,7 @@ class Ingestor:
         store: ArticleStore,
         metrics: ConsumerMetrics,
         *,
+        stories: StoryStore | None = None,
         max_records: int = 500,
     ) -> None:
         self._consumer = consumer
@@ -42,6 +48,7 @@ class Ingestor:
         self._topics = topics
         self._store = store
         self._metrics = metrics
+        self._stories = stories
         self._max_records = max_records
         self.running = False
 
@@ -52,22 +59,39 @@ class Ingestor:
                 result = await self._store.put(article)
         self._metrics.stored.labels(result=result.name.lower()).inc()
 
+    async def _store_story_with_retry(self, stories: StoryStore, update: StoryUpdate) -> None:
+        async for attempt in until_up("storing a story in Redis", on=(StoreError,), most=5.0, logger=log):
+            with attempt:
+                await stories.put(update)
+
+    async def _dead_letter(self, value: bytes | None, key: bytes | None, topic: str, error: str) -> None:
+        self._metrics.dead_lettered.inc()
+        await send_dead_letter(
+            self._dlq,
+            self._topics.dead_letters,
+            DeadLetter.wrap(value, stage="consumer", error=error, key=key, topic=topic),
+        )
+
     async def run_once(self, timeout_ms: int = 500) -> int:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
         count = 0
         for tp, messages in batches.items():
+            stories = self._stories if tp.topic == self._topics.stories.name else None
             for msg in messages:
                 count += 1
+                if stories is not None:
+                    try:
+                        update = self._topics.stories.decode(msg.value)
+                    except InvalidMessage as exc:
+                        await self._dead_letter(msg.value, msg.key, tp.topic, str(exc))
+                        continue
+                    await self._store_story_with_retry(stories, update)
+                    continue
                 self._metrics.consumed.inc()
                 try:
                     article = self._topics.analyzed.decode(msg.value)
                 except InvalidMessage as exc:
-                    self._metrics.dead_lettered.inc()
-                    await send_dead_letter(
-                        self._dlq,
-                        self._topics.dead_letters,
-                        DeadLetter.wrap(msg.value, stage="consumer", error=str(exc), key=msg.key, topic=tp.topic),
-                    )
+                    await self._dead_letter(msg.value, msg.key, tp.topic, str(exc))
                     continue
                 self._metrics.analyzed.inc()
                 self._metrics.analysis_duration.observe(article.analysis.latency_ms / 1000)
@@ -81,7 +105,7 @@ class Ingestor:
         self.running = True
         try:
             while True:
-                async for attempt in until_up("reading news.analyzed", on=(KafkaError,), initial=0.5, logger=log):
+                async for attempt in until_up("reading Kafka", on=(KafkaError,), initial=0.5, logger=log):
                     with attempt:
                         await self.run_once()
         finally:

@@ -13,11 +13,12 @@ import logging
 from typing import Protocol
 
 from common.errors import StoreError
-from common.messages import InitialData
+from common.messages import InitialData, StoryUpdateMessage
 from common.retry import until_up
 from common.store import ArticleFilters, ArticleStore, StoredEvent, stream_id
+from common.story_store import StoryStore
 
-__all__ = ["Relay", "fan_out", "initial_data", "missed", "snapshot", "sweep"]
+__all__ = ["Relay", "StoryRelay", "fan_out", "fan_out_stories", "initial_data", "missed", "snapshot", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,12 @@ class Relay(Protocol):
     def broadcast(self, event: StoredEvent) -> None: ...
 
     def advance(self, position: str) -> None: ...
+
+
+class StoryRelay(Protocol):
+    """Where `fan_out_stories` delivers `story_update` frames (the hub)."""
+
+    def broadcast_story(self, frame: str) -> None: ...
 
 
 async def snapshot(store: ArticleStore, filters: ArticleFilters, limit: int) -> list[str]:
@@ -98,12 +105,33 @@ async def fan_out(store: ArticleStore, relay: Relay) -> None:
                 relay.advance(position)
 
 
-async def sweep(store: ArticleStore, interval: float) -> None:
-    """Take expired articles out of every index every `interval` seconds (reads skip them anyway; this
-    keeps the indexes small)."""
+async def fan_out_stories(stories: StoryStore, relay: StoryRelay) -> None:
+    """Relay stored story updates to this replica's clients as `story_update` frames, for ever, from the
+    newest at start (story updates are live only: `GET /stories` has the state); a Redis outage is waited
+    out and the relay continues from where it was."""
+    position: str | None = None
+    while True:
+        async for attempt in until_up("reading the story stream", on=(StoreError,), initial=0.5, logger=log):
+            with attempt:
+                if position is None:
+                    position = await stories.last_position()
+                position, events = await stories.read_events(position, block_ms=5_000)
+                for event in events:
+                    relay.broadcast_story(
+                        StoryUpdateMessage.frame_raw(
+                            event.story_json, event.article_id, created=event.created, duplicate_of=event.duplicate_of
+                        )
+                    )
+
+
+async def sweep(store: ArticleStore, interval: float, stories: StoryStore | None = None) -> None:
+    """Take expired articles (and stories) out of every index every `interval` seconds (reads skip them
+    anyway; this keeps the indexes small)."""
     while True:
         async for attempt in until_up("sweeping expired articles", on=(StoreError,), most=interval, logger=log):
             with attempt:
                 while await store.sweep() >= 1_000:
+                    pass
+                while stories is not None and await stories.sweep() >= 1_000:
                     pass
         await asyncio.sleep(interval)

@@ -1,6 +1,6 @@
-"""Consumer service (port 8002): the composition root. Opens Redis and Kafka, builds the store, hub and
-ingest, starts the background tasks (ingest, fan-out, sweep) and closes all of it, in reverse order, when
-the app stops or when start-up fails half-way.
+"""Consumer service (port 8002): the composition root. Opens Redis and Kafka, builds the stores (articles,
+stories), hub and ingest, starts the background tasks (ingest, fan-out of articles and of stories, sweep)
+and closes all of it, in reverse order, when the app stops or when start-up fails half-way.
 
     python -m uvicorn consumer.main:app --port 8002
 """
@@ -21,13 +21,16 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from common.kafka import open_consumer, open_producer
 from common.metrics import ConsumerMetrics
 from common.redis_client import open_redis
+from common.search_index import make_client
 from common.stats import StatsStore
 from common.store import ArticleStore
+from common.story_store import StoryStore
 from common.topics import Topics
 from common.webapp import bearer_auth, configure_logging, install_error_handlers
 from consumer.api import NEXT_CURSOR_HEADER, UNAUTHORIZED, ops, router
 from consumer.ingest import Ingestor
-from consumer.live import fan_out, sweep
+from consumer.live import fan_out, fan_out_stories, sweep
+from consumer.search import Archive, search_router
 from consumer.settings import ConsumerSettings, get_settings
 from consumer.ws import Hub, ws_router
 
@@ -70,11 +73,19 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
             )
             if not await store.ping():
                 log.warning("Redis does not answer yet; starting anyway (/readyz reports it until it does)")
+            stories = StoryStore(
+                redis,
+                prefix=settings.redis.key_prefix,
+                ttl_seconds=settings.redis.ttl_seconds,
+                stream_maxlen=config.stream_maxlen,
+                max_members=config.story_max_members,
+            )
             stats = StatsStore(redis, prefix=settings.redis.key_prefix, ttl_seconds=settings.redis.ttl_seconds)
             consumer = await open_consumer(
                 stack,
                 settings.kafka,
                 topics.analyzed.name,
+                topics.stories.name,
                 timeout=config.startup_timeout,
                 group_id=config.group_id,
                 enable_auto_commit=False,
@@ -89,12 +100,21 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
                 timeout=config.startup_timeout,
             )
             hub = Hub(metrics, queue_size=config.ws_queue_size, ping_interval=config.ws_ping_interval)
-            ingestor = Ingestor(consumer, dlq, topics, store, metrics, max_records=config.max_poll_records)
+            ingestor = Ingestor(
+                consumer, dlq, topics, store, metrics, stories=stories, max_records=config.max_poll_records
+            )
             app.state.store, app.state.stats, app.state.hub, app.state.ingestor = store, stats, hub, ingestor
+            app.state.stories = stories
+            # Search and the archive behind /news/{id} (OpenSearch) are not waited for either: the live feed does
+            # not need them, and their routes answer 503 while it does not answer.
+            search_client = make_client(settings.opensearch)
+            stack.push_async_callback(search_client.close)
+            app.state.archive = Archive(search_client, settings.opensearch.index_prefix, settings.opensearch.url)
             # Tasks last on the stack, so they stop before the clients they use are closed.
             _start(stack, ingestor.run(), "ingest")
             _start(stack, fan_out(store, hub), "fan-out")
-            _start(stack, sweep(store, config.sweep_interval), "sweep")
+            _start(stack, fan_out_stories(stories, hub), "fan-out-stories")
+            _start(stack, sweep(store, config.sweep_interval, stories), "sweep")
             yield
 
     app = FastAPI(title="News consumer", version="0.1.0", lifespan=lifespan)
@@ -112,6 +132,13 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
         app.include_router(router)
     else:
         app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))], responses=UNAUTHORIZED)
+    # Search (consumer/search.py), behind the same optional bearer token as the other data routes.
+    if settings.api_token is None:
+        app.include_router(search_router)
+    else:
+        app.include_router(
+            search_router, dependencies=[Depends(bearer_auth(settings.api_token))], responses=UNAUTHORIZED
+        )
     app.include_router(ws_router)
     return app
 

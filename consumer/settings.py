@@ -21,6 +21,8 @@ class ConsumerConfig(BaseModel):
     # Events kept for WebSocket resume (a Redis stream), and the most a resuming client is replayed.
     stream_maxlen: int = Field(default=10_000, ge=10, le=1_000_000)
     resume_max: int = Field(default=1_000, ge=1, le=100_000)
+    # Member article ids kept per story (the most recently joined; `GET /stories/{id}` lists at most these).
+    story_max_members: int = Field(default=500, ge=1, le=100_000)
     # How often expired articles are swept out of the indexes (reads never return them regardless).
     sweep_interval: float = Field(default=30.0, gt=0)
     # How long start-up waits for Kafka before it fails with a clear error (Redis is not waited for: the

@@ -36,8 +36,9 @@ def filters_error(exc: ValidationError, *, skip: int = 0) -> str:
 
 
 class Client:
-    def __init__(self, ws: WebSocket, size: int, filters: ArticleFilters) -> None:
+    def __init__(self, ws: WebSocket, size: int, filters: ArticleFilters, *, stories: bool = True) -> None:
         self.ws = ws
+        self.stories = stories  # whether it receives `story_update` messages
         # (sequence number, stream position or None for a notice, message); bounded, so a slow client
         # only costs itself
         self.queue: asyncio.Queue[tuple[int, tuple[int, int] | None, str]] = asyncio.Queue(maxsize=size)
@@ -64,9 +65,9 @@ class Hub:
     def __len__(self) -> int:
         return len(self._clients)
 
-    def register(self, ws: WebSocket, filters: ArticleFilters) -> Client:
+    def register(self, ws: WebSocket, filters: ArticleFilters, *, stories: bool = True) -> Client:
         """Start queueing events for a client, before its initial data is read, so nothing falls between."""
-        client = Client(ws, self._queue_size, filters)
+        client = Client(ws, self._queue_size, filters, stories=stories)
         self._clients.add(client)
         self._metrics.ws_connections.inc()
         return client
@@ -83,6 +84,13 @@ class Hub:
 
     def advance(self, position: str) -> None:
         self.position = position
+
+    def broadcast_story(self, frame: str) -> None:
+        """Queue a `story_update` frame for every client that takes them (not filtered, not resumable);
+        a full queue drops it and counts the drop like an article's."""
+        for client in self._clients:
+            if client.stories:
+                self._offer(client, None, frame)
 
     def _offer(self, client: Client, position: tuple[int, int] | None, message: str, *, count: bool = True) -> None:
         try:
@@ -159,6 +167,7 @@ class Hub:
             return _PONG
         if isinstance(message, Subscribe):
             client.filters = message.filters
+            client.stories = message.stories
             return Subscribed(filters=message.filters).frame()
         return None  # a pong
 
@@ -186,7 +195,8 @@ ws_router = APIRouter()
 
 @ws_router.websocket("/ws")
 async def live(ws: WebSocket) -> None:
-    """See README "WebSocket": `initial_data`, then `new_analysis` per stored article; `?since=` resumes."""
+    """See README "WebSocket": `initial_data`, then `new_analysis` per stored article and `story_update` per
+    stored story update (`?stories=false` turns those off); `?since=` resumes the articles."""
     state = ws.app.state
     settings: ConsumerSettings = state.settings
     if not await websocket_authorized(ws, settings.api_token):
@@ -202,6 +212,13 @@ async def live(ws: WebSocket) -> None:
     except ValidationError as exc:
         errors.append(f"filters ignored: {filters_error(exc)}")
         filters = ArticleFilters()
+    stories = True
+    if "stories" in ws.query_params:
+        flag = ws.query_params["stories"].strip().lower()
+        if flag in ("false", "0", "no", "off"):
+            stories = False
+        elif flag not in ("true", "1", "yes", "on"):
+            errors.append(f"stories: {flag[:40]!r} is not true or false; story updates stay on")
     since = ws.query_params.get("since")
     if since is not None:
         try:
@@ -209,7 +226,7 @@ async def live(ws: WebSocket) -> None:
         except ValueError:
             errors.append(f"since: {since[:40]!r} is not a cursor from this server; sending current data")
             since = None
-    client = hub.register(ws, filters)
+    client = hub.register(ws, filters, stories=stories)
     try:
         for error in errors:
             await client.send(Error(message=error).frame())

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from common.store import CURSOR_PATTERNS, _encode_cursor
 from consumer.api import BUCKET_PATTERN, WINDOW_PATTERN, seconds
+from consumer.ranking import TOP_CURSOR_PATTERN
 from consumer.main import create_app
 from consumer.settings import ConsumerSettings
 
@@ -56,21 +57,29 @@ def app_client(token: str | None = None) -> TestClient:
     # No lifespan: nothing here reaches the store, so no Kafka or Redis is needed.
     settings = ConsumerSettings(api_token=SecretStr(token) if token else None)
     app = create_app(settings, CollectorRegistry())
-    app.state.store = app.state.stats = None  # a refused request never reaches them
+    app.state.store = app.state.stats = app.state.stories = None  # a refused request never reaches them
     return TestClient(app)
 
 
 def test_document_lists_every_status() -> None:
     paths = app_client().get("/openapi.json").json()["paths"]
-    assert set(paths["/news/{article_id}"]["get"]["responses"]) == {"200", "404", "422", "503"}
-    for path in ("/news/recent", "/news/top", "/stats/sentiment", "/trends"):
+    for path in ("/news/{article_id}", "/news/{article_id}/story", "/stories/{story_id}"):
+        assert set(paths[path]["get"]["responses"]) == {"200", "404", "422", "503"}, path
+    for path in ("/news/recent", "/news/top", "/stats/sentiment", "/trends", "/stories"):
         assert set(paths[path]["get"]["responses"]) == {"200", "422", "503"}, path
     recent = {p["name"]: p for p in paths["/news/recent"]["get"]["parameters"]}
     assert recent["cursor"]["schema"]["anyOf"][0]["pattern"] == CURSOR_PATTERNS["recent"]
     headers = paths["/news/top"]["get"]["responses"]["200"]["headers"]
-    assert headers["X-Next-Cursor"]["schema"]["pattern"] == CURSOR_PATTERNS["top"]
+    # /news/top ranks stories: its cursor is a story cursor or, among articles with no story, the seed's.
+    assert headers["X-Next-Cursor"]["schema"]["pattern"] == TOP_CURSOR_PATTERN
+    assert CURSOR_PATTERNS["top"][1:-1] in TOP_CURSOR_PATTERN
+    top = {p["name"]: p for p in paths["/news/top"]["get"]["parameters"]}
+    assert top["cursor"]["schema"]["anyOf"][0]["pattern"] == TOP_CURSOR_PATTERN
+    stories = {p["name"]: p for p in paths["/stories"]["get"]["parameters"]}
+    assert stories["limit"]["schema"]["maximum"] == 200 and stories["order"]["schema"]["enum"] == ["score", "recent"]
+    assert {"language", "source", "entity", "since", "cursor"} <= set(stories)
     secured = app_client("s3cret").get("/openapi.json").json()["paths"]
-    for path in ("/", "/news/recent", "/news/{article_id}", "/stats/sentiment", "/trends"):
+    for path in ("/", "/news/recent", "/news/{article_id}", "/stats/sentiment", "/trends", "/stories"):
         assert "401" in secured[path]["get"]["responses"], path
     assert "401" not in secured["/healthz"]["get"]["responses"]
 
@@ -79,6 +88,8 @@ def test_document_lists_every_status() -> None:
     ("path", "name", "query"),
     [
         ("/news/recent", "source", "source=%ED%A0%80"),  # an unpaired surrogate, as UTF-8-style bytes
+        ("/stories", "entity", "entity=%ED%A0%80"),
+        ("/stories/" + "a" * 32, "articles", "articles=%ED%B0%80"),
         ("/news/top", "entity", "entity=a%DB%82%DF%5E"),
         ("/stats/sentiment", "source", "source=%FF"),
         ("/trends", "window", "window=%C3"),
@@ -102,6 +113,13 @@ def test_query_text_that_is_not_utf8_is_refused_by_name(path: str, name: str, qu
         ("/stats/sentiment", "window=32d", "window"),
         ("/news/recent", "cursor=" + "t_1_" + "a" * 32, "cursor"),
         ("/news/recent", "source=%20%20", "source"),
+        ("/news/top", "cursor=" + "r_1_" + "a" * 32, "cursor"),
+        ("/stories", "cursor=" + "t_1_" + "a" * 32, "cursor"),
+        ("/stories", "order=importance", "order"),
+        ("/stories", "limit=201", "limit"),
+        ("/stories", "entity=%00", "entity"),
+        ("/stories", "language=%20", "language"),
+        ("/stories/" + "a" * 32, "articles=201", "articles"),
     ],
 )
 def test_what_the_document_forbids_is_refused(path: str, query: str, name: str) -> None:

@@ -81,6 +81,8 @@ def test_client_messages() -> None:
     sub = CLIENT_MESSAGES.validate_json('{"type":"subscribe","filters":{"entity":"Acme"}}')
     assert isinstance(sub, Subscribe) and sub.filters == ArticleFilters(entity="Acme")
     assert CLIENT_MESSAGES.validate_json('{"type":"subscribe"}') == Subscribe()
+    quiet = CLIENT_MESSAGES.validate_json('{"type":"subscribe","stories":false}')
+    assert isinstance(quiet, Subscribe) and quiet.stories is False and Subscribe().stories is True
     for bad in ['{"type":"dance"}', '{"type":"subscribe","filters":{"mood":"x"}}', "[]", "{}"]:
         with pytest.raises(ValidationError):
             CLIENT_MESSAGES.validate_json(bad)
@@ -93,6 +95,7 @@ def test_json_schemas_name_every_message() -> None:
     assert set(server["discriminator"]["mapping"]) == {
         "initial_data",
         "new_analysis",
+        "story_update",
         "lagged",
         "ping",
         "pong",
