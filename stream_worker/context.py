@@ -39,6 +39,7 @@ from common.stats import StatsStore
 from common.topics import Topics
 from stream_worker.analysis import Analyzer, HttpAnalyzer, InProcessAnalyzer, RetryPolicy
 from stream_worker.settings import WorkerSettings
+from stream_worker.story_stage import StageConfig, StoryMetrics, StoryStage
 
 __all__ = ["ContextService", "WorkerContext", "make_analyzer", "process_registry"]
 
@@ -74,6 +75,7 @@ class WorkerContext:
     analyzer: Analyzer
     admin: AIOKafkaAdminClient | None  # for consumer lag; None where no broker is wanted (unit tests)
     stats: StatsStore | None  # None when `worker.stats_enabled` is off
+    stories: StoryStage | None  # None when `worker.stories_enabled` is off
 
     @classmethod
     async def open(
@@ -98,13 +100,29 @@ class WorkerContext:
             await client.start()  # `python -m stream_worker` waited for the broker before faust started
             stack.push_async_callback(client.close)
         stats: StatsStore | None = None
-        if worker.stats_enabled:
-            # No PING wait: the published statistics are a copy; the worker analyses while Redis is down.
+        stories: StoryStage | None = None
+        topics = Topics.of(settings.kafka.topics)
+        if worker.stats_enabled or worker.stories_enabled:
+            # No PING wait: the published statistics are a copy, and the story stage's checkpoints are retried
+            # (Kafka is its changelog between them); the worker analyses while Redis is down.
             redis = await open_redis(stack, settings.redis, timeout=None)
-            stats = StatsStore(redis, prefix=settings.redis.key_prefix, ttl_seconds=settings.redis.ttl_seconds)
+            if worker.stats_enabled:
+                stats = StatsStore(redis, prefix=settings.redis.key_prefix, ttl_seconds=settings.redis.ttl_seconds)
+            if worker.stories_enabled:
+                stories = StoryStage(
+                    topics=topics,
+                    redis=redis,
+                    key_prefix=settings.redis.key_prefix,
+                    metrics=StoryMetrics.create(registry),
+                    config=StageConfig(
+                        max_signatures=worker.story_max_signatures,
+                        checkpoint_records=worker.story_checkpoint_records,
+                        checkpoint_seconds=worker.story_checkpoint_seconds,
+                    ),
+                )
         return cls(
             settings=settings,
-            topics=Topics.of(settings.kafka.topics),
+            topics=topics,
             registry=registry,
             metrics=metrics,
             policy=RetryPolicy(
@@ -115,6 +133,7 @@ class WorkerContext:
             analyzer=analyzer,
             admin=client,
             stats=stats,
+            stories=stories,
         )
 
 

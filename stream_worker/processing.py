@@ -4,7 +4,12 @@
 - a message that is not an article is dead-lettered at once with why (`empty`, `not_json`, `invalid`);
 - the articles are analysed together (`analyze_resilient`: outages wait, failing articles are retried
   alone); an article whose analysis kept failing is dead-lettered with its attempts;
-- the others are produced to `news.analyzed`, keyed by article id, in the batch's order;
+- the others are produced to `news.analyzed`, keyed by article id, in the batch's order, and those with
+  an embedding also to `news.stories.in`, keyed by language (the story stage's input: one partition, so one
+  writer, per language). Re-keyed here rather than by an agent over `news.analyzed`: the two records are
+  produced and acknowledged with the batch (in one transaction under exactly_once), there is no second
+  read of every analysed article, and an article without an embedding (fast tier) is not sent at all,
+  since it cannot be compared (counted as `news_story_skipped_total{reason="no_embedding"}`);
 - if a stop is requested while the batch waits out an outage, its articles are re-produced to
   `news.raw` (given back) and nothing of it goes to `news.analyzed`.
 
@@ -132,8 +137,16 @@ async def process_batch(
             acks.append(await send(topics.dead_letters.name, *letter))
             dead += 1
             continue
-        record = topics.analyzed.encode(AnalyzedArticle.from_raw(article, result))
+        analyzed_article = AnalyzedArticle.from_raw(article, result)
+        record = topics.analyzed.encode(analyzed_article)
         acks.append(await send(topics.analyzed.name, record.key, record.value))
+        if ctx.stories is not None:
+            if result.embedding is None:
+                ctx.stories.metrics.skipped.labels(reason="no_embedding").inc()
+            else:
+                # The same bytes, keyed by language instead of id.
+                key = topics.story_input.key(analyzed_article)
+                acks.append(await send(topics.story_input.name, key, record.value))
         analyzed += 1
     # Wait for the broker's acks before the caller acks (and so commits) this batch.
     await asyncio.gather(*acks)

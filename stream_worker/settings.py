@@ -32,6 +32,13 @@ class WorkerConfig(BaseModel):
     # How long the group waits for a silent member (one killed with SIGKILL) before it takes its partitions.
     session_timeout: float = Field(default=30.0, ge=6, le=300)
     stats_enabled: bool = True
+    # The story stage (issue 15): analysed articles with an embedding are fed to `news.stories.in` and
+    # assigned to stories by the worker that holds their language's partition (stream_worker.story_stage).
+    stories_enabled: bool = True
+    story_batch_size: int = Field(default=50, ge=1, le=5_000)
+    story_max_signatures: int = Field(default=10_000, ge=1)  # near-duplicate working set, per language
+    story_checkpoint_records: int = Field(default=500, ge=1)
+    story_checkpoint_seconds: float = Field(default=30.0, gt=0)
     lag_interval: float = Field(default=5.0, gt=0)
 
 

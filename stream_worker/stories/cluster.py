@@ -294,6 +294,13 @@ class StoryClusterer:
     def __len__(self) -> int:
         return len(self._stories)
 
+    def __contains__(self, story_id: object) -> bool:
+        return story_id in self._stories
+
+    def current(self, story_id: str) -> Story:
+        """The open story's wire shape as it stands, without copying its state (KeyError when not in the set)."""
+        return self._stories[story_id].to_story()
+
     def story(self, story_id: str) -> StoryState:
         """The story as it stands (a copy: changing it changes nothing here); KeyError when not in the set."""
         return StoryState.from_dict(self._stories[story_id].to_dict())
