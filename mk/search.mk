@@ -8,3 +8,9 @@ opensearch-up: ## start OpenSearch only (OPENSEARCH_PORT, default 9200)
 	scripts/opensearch.sh start
 opensearch-down: ## stop OpenSearch
 	scripts/opensearch.sh stop
+
+.PHONY: reindex bench-indexing
+reindex: ## rebuild the search index from news.analyzed (fresh consumer group, earliest offset; docs/SEARCH.md)
+	$(PY) -m indexer.reindex
+bench-indexing: ## bulk-indexing throughput and index size per article on real texts (docs/SEARCH.md)
+	$(PY) -m indexer.bench --articles 20000

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
 run_dir="$NEWS_SUITE_STATE/run"
-for name in replay dashboard producer worker consumer inference; do
+for name in replay dashboard producer worker indexer consumer inference; do
   [ -f "$run_dir/$name.pid" ] && stop_pid "$run_dir/$name.pid" "$name" 30
 done
 [ "${1:-}" = --services ] && exit 0

@@ -2,7 +2,7 @@
 # Start the whole suite on this machine: Kafka, Redis, OpenSearch, every service, a replay of real articles.
 #   scripts/up.sh            start (a second call while running says so and changes nothing)
 #   scripts/up.sh status     what is running
-# Ports: KAFKA_PORT 9092, REDIS_PORT 6379, OPENSEARCH_PORT 9200, PRODUCER_PORT 8001, CONSUMER_PORT 8002, INFERENCE_PORT 8000, WORKER_PORT 6066, DASHBOARD_PORT 5173.
+# Ports: KAFKA_PORT 9092, REDIS_PORT 6379, OPENSEARCH_PORT 9200, PRODUCER_PORT 8001, CONSUMER_PORT 8002, INDEXER_PORT 8003, INFERENCE_PORT 8000, WORKER_PORT 6066, DASHBOARD_PORT 5173.
 # REPLAY_RATE (articles/s, default 5) and REPLAY_LIMIT (default: the whole corpus) pace the demo replay.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,6 +13,7 @@ root=$(cd "$here/.." && pwd)
 PY="${PY:-$root/.venv/bin/python}"
 PRODUCER_PORT="${PRODUCER_PORT:-8001}"
 CONSUMER_PORT="${CONSUMER_PORT:-8002}"
+INDEXER_PORT="${INDEXER_PORT:-8003}"
 INFERENCE_PORT="${INFERENCE_PORT:-8000}"
 WORKER_PORT="${WORKER_PORT:-6066}"
 DASHBOARD_PORT="${DASHBOARD_PORT:-5173}"
@@ -30,7 +31,7 @@ run_dir="$NEWS_SUITE_STATE/run"
 log_dir="$NEWS_SUITE_STATE/logs"
 mkdir -p "$run_dir" "$log_dir"
 
-services=(inference producer worker consumer dashboard replay)
+services=(inference producer worker consumer indexer dashboard replay)
 
 status() {
   local name any=1
@@ -77,7 +78,7 @@ up() {
   done
   [ -x "$PY" ] || die "no virtualenv at $root/.venv: run 'make install' (make up does it for you)"
   local port
-  for port in "$PRODUCER_PORT" "$CONSUMER_PORT" "$INFERENCE_PORT" "$WORKER_PORT" "$DASHBOARD_PORT"; do
+  for port in "$PRODUCER_PORT" "$CONSUMER_PORT" "$INDEXER_PORT" "$INFERENCE_PORT" "$WORKER_PORT" "$DASHBOARD_PORT"; do
     port_open "$port" && die "port $port is taken by another process: free it or choose another (see the top of $0)"
   done
   # A start that fails half-way stops what it started, so a retry starts clean.
@@ -93,6 +94,8 @@ up() {
   WORKER__WEB_PORT="$WORKER_PORT" WORKER__DATADIR="$NEWS_SUITE_STATE/stream-worker" \
     launch worker "$WORKER_PORT" "$PY" -m stream_worker worker -l info
   launch consumer "$CONSUMER_PORT" "$PY" -m uvicorn consumer.main:app --host 127.0.0.1 --port "$CONSUMER_PORT"
+  # news.analyzed -> OpenSearch (its own process and consumer group: docs/SEARCH.md)
+  launch indexer "$INDEXER_PORT" "$PY" -m uvicorn indexer.main:app --host 127.0.0.1 --port "$INDEXER_PORT"
   if [ -f "$root/frontend/dist/index.html" ]; then
     launch dashboard "$DASHBOARD_PORT" "$PY" "$here/serve_dashboard.py" --port "$DASHBOARD_PORT" \
       --api "http://127.0.0.1:$CONSUMER_PORT"
@@ -101,6 +104,7 @@ up() {
   wait_http producer "http://127.0.0.1:$PRODUCER_PORT/readyz"
   wait_http consumer "http://127.0.0.1:$CONSUMER_PORT/readyz"
   wait_http worker "http://127.0.0.1:$WORKER_PORT/readyz"
+  wait_http indexer "http://127.0.0.1:$INDEXER_PORT/readyz"
   if [ -f "$run_dir/inference.pid" ]; then wait_http inference "http://127.0.0.1:$INFERENCE_PORT/readyz"; fi
 
   local limit=()
@@ -115,6 +119,7 @@ up() {
     consumer API       http://127.0.0.1:$CONSUMER_PORT/news/recent   (docs: /docs, live: ws://127.0.0.1:$CONSUMER_PORT/ws)
     producer API       http://127.0.0.1:$PRODUCER_PORT/               (docs: /docs)
     stream worker      http://127.0.0.1:$WORKER_PORT/metrics
+    search indexer     http://127.0.0.1:$INDEXER_PORT/metrics   (news.analyzed -> OpenSearch)
     OpenSearch         http://127.0.0.1:$OPENSEARCH_PORT/   (docs/SEARCH.md)
 $( [ -f "$run_dir/inference.pid" ] && echo "    inference API      http://127.0.0.1:$INFERENCE_PORT/v1/models")
     logs               $log_dir

@@ -1,0 +1,109 @@
+"""`make reindex`: rebuild the search index from Kafka, then exit.
+
+    python -m indexer.reindex [--group NAME] [--batch-size N]
+
+Reads `news.analyzed` from its earliest offset under a fresh consumer group (the live indexer's offsets are
+untouched, so it may keep running), up to the end offsets seen at start, through the same `Indexer` as the
+service: same documents, same external versions, same dead letters. Replaying into an index that already
+holds the articles changes nothing (an equal version is a 409, counted as stale); into an empty or new
+index (another `OPENSEARCH__INDEX_PREFIX`, or after deleting the month's indices) it rebuilds them.
+What Kafka no longer retains cannot be replayed: the topic's retention bounds what a rebuild recovers.
+Prints what it did and its rate (articles/s), which is also the bulk-indexing figure of docs/SEARCH.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import time
+from contextlib import AsyncExitStack
+
+from aiokafka import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from common.kafka import open_consumer, open_producer
+from common.search_index import alias_name, make_client
+from common.topics import Topics
+from common.webapp import configure_logging
+from indexer.bulk import Indexer
+from indexer.metrics import IndexerMetrics
+from indexer.settings import IndexerSettings, get_settings
+
+__all__ = ["main", "reindex"]
+
+log = logging.getLogger(__name__)
+
+
+async def reindex(settings: IndexerSettings, *, group: str, batch_size: int) -> dict[str, float]:
+    """Index every record of `news.analyzed` present now; a summary of counts and the rate."""
+    topics = Topics.of(settings.kafka.topics)
+    metrics = IndexerMetrics.create(CollectorRegistry())
+    async with AsyncExitStack() as stack:
+        client = make_client(settings.opensearch)
+        stack.push_async_callback(client.close)
+        dlq = await open_producer(
+            stack, settings.kafka, client_id="news-reindex-dlq", topics=[topics.dead_letters.name]
+        )
+        consumer = await open_consumer(
+            stack,
+            settings.kafka,
+            topics.analyzed.name,
+            group_id=group,
+            client_id="news-reindex",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=batch_size,
+            max_poll_interval_ms=30 * 60 * 1000,
+        )
+        indexer = Indexer(
+            consumer, dlq, client, topics, settings.opensearch, metrics, batch_size=batch_size, poll_timeout_ms=1000
+        )
+        await indexer.prepare_index()
+        partitions = [
+            TopicPartition(topics.analyzed.name, p)
+            for p in sorted(consumer.partitions_for_topic(topics.analyzed.name) or ())
+        ]
+        ends = await consumer.end_offsets(partitions)
+        started = time.perf_counter()
+        records = 0
+        while True:
+            # Done when every partition's position reached its end offset at start (records after that
+            # are the live indexer's business).
+            assigned = consumer.assignment()
+            if assigned and all([await consumer.position(tp) >= ends.get(tp, 0) for tp in assigned]):
+                if {tp.partition for tp in assigned} >= {tp.partition for tp in partitions}:
+                    break
+            records += await indexer.run_once()
+        elapsed = time.perf_counter() - started
+        await client.indices.refresh(index=alias_name(settings.opensearch.index_prefix))
+    counts = {
+        sample.labels["result"]: sample.value
+        for family in metrics.documents.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    return {
+        "records": records,
+        "seconds": round(elapsed, 2),
+        "articles_per_second": round(records / elapsed, 1) if elapsed else 0.0,
+        **{result: counts.get(result, 0.0) for result in ("indexed", "stale", "failed")},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--group", default=None, help="consumer group (default: a fresh one per run)")
+    parser.add_argument("--batch-size", type=int, default=None, help="articles per bulk (default INDEXER__BATCH_SIZE)")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    group = args.group or f"{settings.indexer.group_id}-reindex-{int(time.time())}"
+    batch = args.batch_size or settings.indexer.batch_size
+    summary = asyncio.run(reindex(settings, group=group, batch_size=batch))
+    print(json.dumps({"group": group, "batch_size": batch, **summary}))
+
+
+if __name__ == "__main__":
+    main()
