@@ -17,12 +17,14 @@ import httpx
 import pytest
 import websockets
 from aiokafka import AIOKafkaProducer
+from opensearchpy import AsyncOpenSearch
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from common.messages import SERVER_MESSAGES
 from common.schemas import STORED, AnalyzedArticle
-from common.settings import KafkaSettings, RedisSettings
+from common.search_index import ensure_index
+from common.settings import KafkaSettings, OpenSearchSettings, RedisSettings
 from common.stats import SentimentCounts, StatsStore, entity_member
 from consumer.main import create_app
 from consumer.settings import ConsumerConfig, ConsumerSettings
@@ -101,13 +103,25 @@ def ws_url(proc: ServiceProcess, query: str = "") -> str:
     return f"ws://127.0.0.1:{proc.port}/ws{query}"
 
 
+@pytest.fixture
+async def search_env(opensearch: AsyncOpenSearch, opensearch_url: str, search_prefix: str) -> dict[str, str]:
+    """Environment that gives a spawned consumer a real OpenSearch (search, and the archive behind /news/{id}),
+    with this test's index already created."""
+    await ensure_index(opensearch, OpenSearchSettings(url=opensearch_url, index_prefix=search_prefix))
+    return {"OPENSEARCH__URL": opensearch_url, "OPENSEARCH__INDEX_PREFIX": search_prefix}
+
+
 # --- one replica: ingest, idempotency, REST, live filters ----------------------------------------
 
 
 async def test_ingest_idempotent_rest_and_live_filters(
-    spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings, redis: Redis, redis_settings: RedisSettings
+    spawn: Callable[..., ServiceProcess],
+    kafka_settings: KafkaSettings,
+    redis: Redis,
+    redis_settings: RedisSettings,
+    search_env: dict[str, str],
 ) -> None:
-    consumer = spawn("consumer")
+    consumer = spawn("consumer", env=search_env)
     base = f"http://127.0.0.1:{consumer.port}"
     async with (
         websockets.connect(ws_url(consumer)) as everything,
@@ -376,12 +390,13 @@ async def test_start_up_failing_half_way_closes_what_it_opened(
 
 
 async def test_schemathesis_every_check_passes(
-    spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings
+    spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings, search_env: dict[str, str]
 ) -> None:
     """The document says exactly what the consumer accepts and answers: every schemathesis check, including
     that every request the document allows is accepted (positive_data_acceptance) and every one it forbids
-    is refused (negative_data_rejection). A fixed seed, so CI sees the same cases each run."""
-    consumer = spawn("consumer")
+    is refused (negative_data_rejection). A fixed seed, so CI sees the same cases each run. With a real
+    OpenSearch behind /search and the archive (a 503 would fail `not_a_server_error`)."""
+    consumer = spawn("consumer", env=search_env)
     await produce(kafka_settings, [make_article(i, entities=("Acme",)) for i in range(5)])
     await wait_stored(f"http://127.0.0.1:{consumer.port}", 5)
     # FUZZ_SEED (a number, or "random") and FUZZ_MAX_EXAMPLES make a longer randomised run (make chaos).
