@@ -101,7 +101,8 @@ export interface paths {
         };
         /**
          * Top
-         * @description Most important first (importance_score), filtered; page on with `cursor`.
+         * @description Top stories: one representative article per story, by importance from coverage (README "Stories"),
+         *     then articles with no story yet by importance_score; filtered; page on with `cursor`.
          */
         get: operations["top_news_top_get"];
         put?: never;
@@ -119,8 +120,71 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Article */
+        /**
+         * Get Article
+         * @description One article: from Redis within the hot window, else from the archive (OpenSearch), in the same shape.
+         */
         get: operations["get_article_news__article_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/news/{article_id}/story": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Article Story
+         * @description The story the article joined, with its score now.
+         */
+        get: operations["article_story_news__article_id__story_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Stories
+         * @description Stories, by importance from coverage or by last seen, filtered; page on with `cursor`.
+         */
+        get: operations["list_stories_stories_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stories/{story_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Story
+         * @description One story with its score, its timeline and entities, and its stored member articles, newest first.
+         */
+        get: operations["get_story_stories__story_id__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -161,6 +225,27 @@ export interface paths {
          * @description Most frequent keywords and entities of articles analysed in the window that ends now.
          */
         get: operations["trends_trends_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search
+         * @description Full-text search over every archived article: hits with highlights, facet counts, the query's volume and
+         *     mean sentiment over time; page on with `after`.
+         */
+        get: operations["search_search_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -304,10 +389,133 @@ export interface components {
             /** Detail */
             detail: string;
         };
+        /** FacetCount */
+        FacetCount: {
+            /** Value */
+            value: string;
+            /** Count */
+            count: number;
+        };
+        /**
+         * Facets
+         * @description The most frequent values among all matching articles (not only this page).
+         */
+        Facets: {
+            /** Source */
+            source: components["schemas"]["FacetCount"][];
+            /** Language */
+            language: components["schemas"]["FacetCount"][];
+            /** Category */
+            category: components["schemas"]["FacetCount"][];
+            /** Sentiment */
+            sentiment: components["schemas"]["FacetCount"][];
+            /**
+             * Entity
+             * @description canonical entity ids, e.g. person:donald_trump
+             */
+            entity: components["schemas"]["FacetCount"][];
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /** HistogramBucket */
+        HistogramBucket: {
+            /**
+             * Start
+             * Format: date-time
+             * @description the bucket's start (UTC)
+             */
+            start: string;
+            /** Count */
+            count: number;
+            /**
+             * Mean Sentiment
+             * @description mean sentiment_score of the bucket; null when it is empty
+             */
+            mean_sentiment: number | null;
+        };
+        /**
+         * RankedStory
+         * @description A story as the API lists it: the story and its importance from coverage at the time of the request.
+         */
+        RankedStory: {
+            /**
+             * Schema Version
+             * @default 1
+             * @constant
+             */
+            schema_version: 1;
+            /**
+             * Id
+             * @description the id of the story's first article
+             */
+            id: string;
+            /**
+             * Title
+             * @description the member title nearest the centroid
+             */
+            title: string;
+            /** Language */
+            language: string;
+            /**
+             * First Seen
+             * Format: date-time
+             */
+            first_seen: string;
+            /**
+             * Last Seen
+             * Format: date-time
+             */
+            last_seen: string;
+            /** Article Count */
+            article_count: number;
+            /** Source Count */
+            source_count: number;
+            /**
+             * Sources
+             * @description articles per source, the largest kept
+             */
+            sources: {
+                [key: string]: number;
+            };
+            /** Languages */
+            languages: {
+                [key: string]: number;
+            };
+            /**
+             * Entities
+             * @description most named first
+             */
+            entities: components["schemas"]["StoryEntity"][];
+            /**
+             * Keywords
+             * @description most frequent first
+             */
+            keywords: string[];
+            sentiment: components["schemas"]["SentimentMix"];
+            /**
+             * Timeline
+             * @description oldest first
+             */
+            timeline: components["schemas"]["TimelineBucket"][];
+            /**
+             * Active
+             * @description false once the story stopped accepting articles (idle past its window)
+             */
+            active: boolean;
+            /**
+             * Duplicate Count
+             * @description near-duplicate copies seen (not in article_count)
+             * @default 0
+             */
+            duplicate_count: number;
+            /**
+             * Score
+             * @description importance from coverage at the time of the request (README: Stories)
+             */
+            score: number;
         };
         /** Readiness */
         Readiness: {
@@ -317,6 +525,80 @@ export interface components {
             checks: {
                 [key: string]: boolean;
             };
+        };
+        /**
+         * SearchHit
+         * @description One matching article: what a result list shows (the whole article is `GET /news/{id}`).
+         */
+        SearchHit: {
+            /** Id */
+            id: string;
+            /** Url */
+            url: string;
+            /** Title */
+            title: string;
+            /** Description */
+            description?: string | null;
+            /** Source */
+            source: string;
+            /** Language */
+            language: string;
+            /** Category */
+            category: string;
+            /**
+             * Sentiment
+             * @enum {string}
+             */
+            sentiment: "positive" | "neutral" | "negative";
+            /** Sentiment Score */
+            sentiment_score: number;
+            /** Importance Score */
+            importance_score: number;
+            /**
+             * Published At
+             * Format: date-time
+             */
+            published_at: string;
+            /** Story Id */
+            story_id?: string | null;
+            /**
+             * Score
+             * @description relevance (1 for every hit when `q` is empty)
+             */
+            score: number;
+            /**
+             * Highlights
+             * @description per field (title, description, content): fragments with the matches in <mark>...</mark>, the rest HTML-escaped
+             */
+            highlights?: {
+                [key: string]: string[];
+            };
+        };
+        /** SearchResult */
+        SearchResult: {
+            /**
+             * Total
+             * @description every matching article (all pages)
+             */
+            total: number;
+            /** Hits */
+            hits: components["schemas"]["SearchHit"][];
+            /**
+             * Next Cursor
+             * @description pass as `after` for the next page; null on the last page
+             */
+            next_cursor: string | null;
+            facets: components["schemas"]["Facets"];
+            /**
+             * Interval
+             * @description histogram bucket width: 1h, 1d, 1w, 1M, or the engine's choice (e.g. 3h, 7d)
+             */
+            interval: string;
+            /**
+             * Histogram
+             * @description volume and mean sentiment over time, oldest first
+             */
+            histogram: components["schemas"]["HistogramBucket"][];
         };
         /**
          * SentimentBucket
@@ -357,6 +639,32 @@ export interface components {
             count: number;
             /** Mean Score */
             mean_score?: number | null;
+        };
+        /**
+         * SentimentMix
+         * @description How many of the story's articles read positive, neutral and negative, and their mean score (-1..1).
+         */
+        SentimentMix: {
+            /**
+             * Positive
+             * @default 0
+             */
+            positive: number;
+            /**
+             * Neutral
+             * @default 0
+             */
+            neutral: number;
+            /**
+             * Negative
+             * @default 0
+             */
+            negative: number;
+            /**
+             * Mean Score
+             * @default 0
+             */
+            mean_score: number;
         };
         /** SentimentStats */
         SentimentStats: {
@@ -407,6 +715,119 @@ export interface components {
              * @description WebSocket clients of this replica
              */
             websocket_clients: number;
+        };
+        /**
+         * StoryDetail
+         * @description `GET /stories/{id}`: the story, its score and its stored member articles, newest first.
+         */
+        StoryDetail: {
+            /**
+             * Schema Version
+             * @default 1
+             * @constant
+             */
+            schema_version: 1;
+            /**
+             * Id
+             * @description the id of the story's first article
+             */
+            id: string;
+            /**
+             * Title
+             * @description the member title nearest the centroid
+             */
+            title: string;
+            /** Language */
+            language: string;
+            /**
+             * First Seen
+             * Format: date-time
+             */
+            first_seen: string;
+            /**
+             * Last Seen
+             * Format: date-time
+             */
+            last_seen: string;
+            /** Article Count */
+            article_count: number;
+            /** Source Count */
+            source_count: number;
+            /**
+             * Sources
+             * @description articles per source, the largest kept
+             */
+            sources: {
+                [key: string]: number;
+            };
+            /** Languages */
+            languages: {
+                [key: string]: number;
+            };
+            /**
+             * Entities
+             * @description most named first
+             */
+            entities: components["schemas"]["StoryEntity"][];
+            /**
+             * Keywords
+             * @description most frequent first
+             */
+            keywords: string[];
+            sentiment: components["schemas"]["SentimentMix"];
+            /**
+             * Timeline
+             * @description oldest first
+             */
+            timeline: components["schemas"]["TimelineBucket"][];
+            /**
+             * Active
+             * @description false once the story stopped accepting articles (idle past its window)
+             */
+            active: boolean;
+            /**
+             * Duplicate Count
+             * @description near-duplicate copies seen (not in article_count)
+             * @default 0
+             */
+            duplicate_count: number;
+            /**
+             * Score
+             * @description importance from coverage at the time of the request (README: Stories)
+             */
+            score: number;
+            /**
+             * Articles
+             * @description stored member articles, newest published first
+             */
+            articles: components["schemas"]["AnalyzedArticle"][];
+        };
+        /**
+         * StoryEntity
+         * @description A canonical entity (`Entity.id`) and how many of the story's articles name it.
+         */
+        StoryEntity: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Type */
+            type: string;
+            /** Count */
+            count: number;
+        };
+        /**
+         * TimelineBucket
+         * @description Articles published in the hour that starts at `start` (UTC).
+         */
+        TimelineBucket: {
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /** Count */
+            count: number;
         };
         /** TrendItem */
         TrendItem: {
@@ -709,7 +1130,165 @@ export interface operations {
                     "application/json": components["schemas"]["AnalyzedArticle"];
                 };
             };
-            /** @description no article with this id (unknown or expired) */
+            /** @description no article with this id, recent or archived */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) or the archive (OpenSearch) did not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    article_story_news__article_id__story_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the article's id (32 hex characters) */
+                article_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RankedStory"];
+                };
+            };
+            /** @description the article is in no story (unknown, not assigned yet, or expired) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    list_stories_stories_get: {
+        parameters: {
+            query?: {
+                /** @description `score`: importance from coverage, best first; `recent`: last seen first */
+                order?: "score" | "recent";
+                /** @description how many stories (1-200) */
+                limit?: number;
+                /** @description the story's language code, e.g. en, ko */
+                language?: string | null;
+                /** @description a source covering it (case-insensitive) */
+                source?: string | null;
+                /** @description a canonical entity id it names, e.g. person:donald_trump */
+                entity?: string | null;
+                /** @description only stories seen (last_seen) at or after this time (ISO 8601) */
+                since?: string | null;
+                /** @description continue after the page that returned this value in `X-Next-Cursor` (a cursor carries its order: it pages on in the order of the page that returned it) */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description pass as `cursor` for the next page; absent on the last page */
+                    "X-Next-Cursor"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RankedStory"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    get_story_stories__story_id__get: {
+        parameters: {
+            query?: {
+                /** @description how many member articles (0-200), newest first */
+                articles?: number;
+            };
+            header?: never;
+            path: {
+                /** @description the story's id (its first article's id) */
+                story_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoryDetail"];
+                };
+            };
+            /** @description no story with this id (unknown or expired) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -822,6 +1401,69 @@ export interface operations {
                 };
             };
             /** @description the store (Redis) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    search_search_get: {
+        parameters: {
+            query?: {
+                /** @description words (all must match), "a phrase", a | b (or), -word (not), prefix*, (grouping); empty: every article, newest and filtered */
+                q?: string;
+                /** @description published at or after (ISO 8601; no zone means UTC) */
+                from?: string | null;
+                /** @description published before (ISO 8601; no zone means UTC) */
+                to?: string | null;
+                /** @description language code, e.g. en, ko */
+                lang?: string | null;
+                /** @description source name (case-insensitive) */
+                source?: string | null;
+                /** @description category, e.g. politics */
+                category?: string | null;
+                /** @description positive, neutral or negative */
+                sentiment?: ("positive" | "neutral" | "negative") | null;
+                /** @description an entity's canonical id (as in the facets) or its name */
+                entity?: string | null;
+                /** @description a story's id */
+                story?: string | null;
+                /** @description hits per page (1-100) */
+                size?: number;
+                /** @description continue after the page that returned this `next_cursor` */
+                after?: string | null;
+                /** @description histogram bucket width; default: chosen from the range */
+                interval?: ("hour" | "day" | "week" | "month") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the archive (OpenSearch) did not answer; try again */
             503: {
                 headers: {
                     [name: string]: unknown;

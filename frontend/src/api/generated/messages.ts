@@ -313,8 +313,158 @@ export interface components {
             type: "pong";
         };
         /**
+         * SentimentMix
+         * @description How many of the story's articles read positive, neutral and negative, and their mean score (-1..1).
+         */
+        SentimentMix: {
+            /**
+             * Positive
+             * @default 0
+             */
+            positive: number;
+            /**
+             * Neutral
+             * @default 0
+             */
+            neutral: number;
+            /**
+             * Negative
+             * @default 0
+             */
+            negative: number;
+            /**
+             * Mean Score
+             * @default 0
+             */
+            mean_score: number;
+        };
+        /**
+         * Story
+         * @description One story as the API serves it.
+         */
+        Story: {
+            /**
+             * Schema Version
+             * @default 1
+             * @constant
+             */
+            schema_version: 1;
+            /**
+             * Id
+             * @description the id of the story's first article
+             */
+            id: string;
+            /**
+             * Title
+             * @description the member title nearest the centroid
+             */
+            title: string;
+            /** Language */
+            language: string;
+            /**
+             * First Seen
+             * Format: date-time
+             */
+            first_seen: string;
+            /**
+             * Last Seen
+             * Format: date-time
+             */
+            last_seen: string;
+            /** Article Count */
+            article_count: number;
+            /** Source Count */
+            source_count: number;
+            /**
+             * Sources
+             * @description articles per source, the largest kept
+             */
+            sources: {
+                [key: string]: number;
+            };
+            /** Languages */
+            languages: {
+                [key: string]: number;
+            };
+            /**
+             * Entities
+             * @description most named first
+             */
+            entities: components["schemas"]["StoryEntity"][];
+            /**
+             * Keywords
+             * @description most frequent first
+             */
+            keywords: string[];
+            sentiment: components["schemas"]["SentimentMix"];
+            /**
+             * Timeline
+             * @description oldest first
+             */
+            timeline: components["schemas"]["TimelineBucket"][];
+            /**
+             * Active
+             * @description false once the story stopped accepting articles (idle past its window)
+             */
+            active: boolean;
+            /**
+             * Duplicate Count
+             * @description near-duplicate copies seen (not in article_count)
+             * @default 0
+             */
+            duplicate_count: number;
+        };
+        /**
+         * StoryEntity
+         * @description A canonical entity (`Entity.id`) and how many of the story's articles name it.
+         */
+        StoryEntity: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Type */
+            type: string;
+            /** Count */
+            count: number;
+        };
+        /**
+         * StoryUpdateMessage
+         * @description A story changed (an article joined it, or it started, or it stopped growing): its current state.
+         *
+         *     Sent to every client that has not turned story updates off (`stories=false` in the query or in
+         *     `subscribe`); the article filters do not apply. Live only: a resuming client is not replayed the
+         *     updates it missed (`GET /stories` has the current state).
+         */
+        StoryUpdateMessage: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "story_update";
+            /** @description the story as stored now (as `GET /stories/{id}` has it) */
+            data: components["schemas"]["Story"];
+            /**
+             * Article Id
+             * @description the article whose assignment produced this update
+             */
+            article_id: string;
+            /**
+             * Created
+             * @description true when the article started the story
+             */
+            created: boolean;
+            /**
+             * Duplicate Of
+             * @description set when the article is a near-duplicate of this earlier article
+             * @default null
+             */
+            duplicate_of?: string | null;
+        };
+        /**
          * Subscribe
-         * @description Replace the connection's filters (any subset; `{}` or null clears them) for the articles that follow.
+         * @description Replace the connection's filters (any subset; `{}` or null clears them) for the articles that follow,
+         *     and whether it receives `story_update` messages (default true).
          */
         Subscribe: {
             /**
@@ -323,6 +473,12 @@ export interface components {
              */
             type: "subscribe";
             filters?: components["schemas"]["ArticleFilters"];
+            /**
+             * Stories
+             * @description false: no `story_update` messages on this connection
+             * @default true
+             */
+            stories?: boolean;
         };
         /**
          * Subscribed
@@ -336,7 +492,20 @@ export interface components {
             type: "subscribed";
             filters: components["schemas"]["ArticleFilters"];
         };
-        ServerMessage: components["schemas"]["InitialData"] | components["schemas"]["NewAnalysis"] | components["schemas"]["Lagged"] | components["schemas"]["Ping"] | components["schemas"]["Pong-Output"] | components["schemas"]["Subscribed"] | components["schemas"]["Error"];
+        /**
+         * TimelineBucket
+         * @description Articles published in the hour that starts at `start` (UTC).
+         */
+        TimelineBucket: {
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /** Count */
+            count: number;
+        };
+        ServerMessage: components["schemas"]["InitialData"] | components["schemas"]["NewAnalysis"] | components["schemas"]["StoryUpdateMessage"] | components["schemas"]["Lagged"] | components["schemas"]["Ping"] | components["schemas"]["Pong-Output"] | components["schemas"]["Subscribed"] | components["schemas"]["Error"];
         ClientMessage: components["schemas"]["Subscribe"] | components["schemas"]["ClientPing"] | components["schemas"]["Pong-Input"];
     };
     responses: never;
