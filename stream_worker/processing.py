@@ -31,8 +31,9 @@ from common.errors import InvalidMessage
 from common.schemas import AnalyzedArticle, DeadLetter, RawArticle
 from stream_worker.analysis import Abandoned, Failure, analyze_resilient
 from stream_worker.context import WorkerContext
+from stream_worker.stories.dedup import LEAD_CHARS
 
-__all__ = ["DLQ_ORIGINAL_MAX", "BatchOutcome", "Message", "Send", "process_batch"]
+__all__ = ["DLQ_ORIGINAL_MAX", "BatchOutcome", "Message", "Send", "process_batch", "story_input_copy"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,14 @@ def _dead_letter(
     # The Kafka key stays the original key's bytes: the letter's `original_key` is text, which a
     # non-UTF-8 key would not survive.
     return message.key, ctx.topics.dead_letters.encode(letter).value
+
+
+def story_input_copy(article: AnalyzedArticle) -> AnalyzedArticle:
+    """The article as the story stage gets it: the body cut to the lead it compares (dedup.LEAD_CHARS)."""
+    content = article.content
+    if content is None or len(content) <= LEAD_CHARS:
+        return article
+    return article.model_copy(update={"content": content[:LEAD_CHARS]})
 
 
 async def process_batch(
@@ -144,9 +153,11 @@ async def process_batch(
             if result.embedding is None:
                 ctx.stories.metrics.skipped.labels(reason="no_embedding").inc()
             else:
-                # The same bytes, keyed by language instead of id.
-                key = topics.story_input.key(analyzed_article)
-                acks.append(await send(topics.story_input.name, key, record.value))
+                # Keyed by language; the body cut to the lead, all the near-duplicate check reads of it
+                # (dedup.LEAD_CHARS): less to carry and, above all, less text to validate in the story stage.
+                lead = story_input_copy(analyzed_article)
+                fed = topics.story_input.encode(lead)
+                acks.append(await send(topics.story_input.name, fed.key, fed.value))
         analyzed += 1
     # Wait for the broker's acks before the caller acks (and so commits) this batch.
     await asyncio.gather(*acks)

@@ -37,7 +37,7 @@ class WorkerConfig(BaseModel):
     stories_enabled: bool = True
     story_batch_size: int = Field(default=50, ge=1, le=5_000)
     story_max_signatures: int = Field(default=10_000, ge=1)  # near-duplicate working set, per language
-    story_checkpoint_records: int = Field(default=500, ge=1)
+    story_checkpoint_records: int = Field(default=2_000, ge=1)  # also the longest replay after a restart
     story_checkpoint_seconds: float = Field(default=30.0, gt=0)
     lag_interval: float = Field(default=5.0, gt=0)
 

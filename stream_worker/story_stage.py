@@ -169,7 +169,7 @@ class StoryMetrics:
 class StageConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     max_signatures: int = 10_000  # per language
-    checkpoint_records: int = 500
+    checkpoint_records: int = 2_000
     checkpoint_seconds: float = 30.0
 
 

@@ -14,11 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from common.schemas import Analysis, RawArticle
+from common.schemas import Analysis, AnalyzedArticle, RawArticle
 from common.settings import KafkaSettings
 from tests.support.fake_llm import FakeServer
 
-__all__ = ["fake_inference", "produce", "read_topic", "real_articles"]
+__all__ = ["analysed_with_embeddings", "fake_inference", "produce", "read_topic", "real_articles", "story_reference"]
 
 
 def fake_inference() -> FakeServer:
@@ -102,3 +102,63 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+def analysed_with_embeddings(n: int, *, copies_every: int = 7, seed: int = 5) -> list[AnalyzedArticle]:
+    """`n` analysed real articles for the story stage, as the feed sends them: embeddings drawn around a few
+    dozen topics (so stories have several articles from several sources), and every `copies_every`-th one a
+    re-post of an earlier article's text under a new URL (a near-duplicate). Deterministic for a seed."""
+    import numpy as np
+
+    from common.vectors import pack
+    from stream_worker.processing import story_input_copy
+
+    raws = real_articles(max(1, n))
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(3, n // 6), 384)).astype(np.float32)
+    out: list[AnalyzedArticle] = []
+    for i in range(n):
+        raw = raws[i]
+        topic = int(rng.integers(0, len(centres)))
+        if copies_every and i % copies_every == copies_every - 1 and i > 0:
+            earlier = raws[int(rng.integers(0, i))]
+            raw = earlier.model_copy(update={"url": f"{earlier.url}?repost={i}", "source": f"Repost {i % 3}"})
+            raw = RawArticle.model_validate(raw.model_dump(exclude={"id"}))
+        vector = centres[topic] + 0.5 * rng.standard_normal(384).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        analysis = Analysis(
+            sentiment="neutral",
+            sentiment_score=0.0,
+            language="en",
+            models={"embedding": "minilm"},
+            embedding=pack(vector),
+        )
+        out.append(story_input_copy(AnalyzedArticle.from_raw(raw, analysis)))
+    return out
+
+
+async def story_reference(articles: list[AnalyzedArticle], topics: Any) -> list[Any]:
+    """The story updates the stage's batch function gives for these articles in this order, in one process."""
+    from prometheus_client import CollectorRegistry
+
+    from stream_worker.story_stage import StoryMetrics, StoryRecord, StoryStage, process_story_batch
+
+    stage = StoryStage(topics=topics, redis=None, key_prefix="ref:", metrics=StoryMetrics.create(CollectorRegistry()))
+    sent: list[bytes] = []
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        if topic == topics.stories.name:
+            sent.append(value)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def replay(partition: int, start: int, end: int) -> list[Any]:
+        return []
+
+    records = [
+        StoryRecord(0, i, a.published_at.timestamp(), b"en", topics.story_input.encode(a).value)
+        for i, a in enumerate(articles)
+    ]
+    await process_story_batch(stage, records, send=send, replay=replay)
+    return [topics.stories.decode(v) for v in sent]
