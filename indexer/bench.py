@@ -17,12 +17,13 @@ import itertools
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from common.schemas import TEXT_ONLY, AnalyzedArticle
+from common.kafka import ensure_topics
+from common.schemas import Analysis, AnalyzedArticle, Entity, RawArticle
 from common.search_index import BASE_NAME, make_client
 from common.settings import KafkaSettings, OpenSearchSettings, TopicNames
 from harness.infra import start_infra, stop_infra
@@ -32,7 +33,7 @@ from producer.corpus import read_corpus
 
 __all__ = ["main"]
 
-_SENTIMENTS = ("positive", "neutral", "negative")
+_SENTIMENTS: tuple[Literal["positive", "neutral", "negative"], ...] = ("positive", "neutral", "negative")
 _CATEGORIES = ("world", "politics", "business", "technology", "sports")
 
 
@@ -40,23 +41,23 @@ def articles(count: int) -> list[AnalyzedArticle]:
     rows = [row for row in read_corpus() if "__error__" not in row and row.get("title")]
     out: list[AnalyzedArticle] = []
     for n, row in zip(range(count), itertools.cycle(rows), strict=False):
-        words = [w for w in str(row.get("title", "")).split() if len(w) > 4][:5]
-        copy: dict[str, Any] = {
-            **row,
-            "url": f"{row['url']}#copy{n}" if n >= len(rows) else row["url"],
-            "analysis": {
-                "sentiment": _SENTIMENTS[n % 3],
-                "sentiment_score": ((n % 21) - 10) / 10,
-                "keywords": [w.lower() for w in words],
-                "entities": [{"text": w, "type": "ORG"} for w in words[:3]],
-                "category": _CATEGORIES[n % 5],
-                "language": "en",
-                "importance_score": float(n % 10),
-            },
-            "analyzed_at": (datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=n)).isoformat(),
-        }
-        copy.setdefault("published_at", datetime(2017, 3, 1, tzinfo=UTC).isoformat())
-        out.append(AnalyzedArticle.model_validate(copy, strict=False, context=TEXT_ONLY))
+        url = f"{row['url']}#copy{n}" if n >= len(rows) else row["url"]
+        try:
+            raw = RawArticle.model_validate({**row, "url": url})
+        except ValueError:
+            continue  # a corpus row the producer would refuse too
+        words = [w for w in raw.title.split() if len(w) > 4][:5]
+        analysis = Analysis(
+            sentiment=_SENTIMENTS[n % 3],
+            sentiment_score=((n % 21) - 10) / 10,
+            keywords=[w.lower() for w in words],
+            entities=[Entity(text=w, type="ORG") for w in words[:3]],
+            category=_CATEGORIES[n % 5],
+            language="en",
+            importance_score=float(n % 10),
+        )
+        analyzed_at = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=n)
+        out.append(AnalyzedArticle.from_raw(raw, analysis).model_copy(update={"analyzed_at": analyzed_at}))
     return out
 
 
@@ -67,6 +68,7 @@ async def run(count: int, batch_size: int) -> dict[str, Any]:
     opensearch = OpenSearchSettings(url=infra.opensearch_url, index_prefix=f"{tag}-", refresh_interval="30s")
     settings = IndexerSettings(kafka=kafka, opensearch=opensearch, indexer=IndexerConfig(batch_size=batch_size))
     items = articles(count)
+    await ensure_topics(kafka, [kafka.topics.analyzed_topic, kafka.topics.dlq_topic])
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=50, max_request_size=8 << 20)
     await producer.start()
     try:

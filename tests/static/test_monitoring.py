@@ -14,6 +14,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from common.metrics import ConsumerMetrics, InferenceMetrics, ProducerMetrics, WorkerMetrics
+from indexer.metrics import IndexerMetrics
 from tests.static.tools import MONITORING, ROOT, run, tool
 
 pytestmark = pytest.mark.unit
@@ -41,7 +42,7 @@ def promtool() -> str:
 def declared_series() -> set[str]:
     """Every sample name the services can expose (counters' _total, histograms' _bucket, ...)."""
     registry = CollectorRegistry()
-    for container in (ProducerMetrics, InferenceMetrics, WorkerMetrics, ConsumerMetrics):
+    for container in (ProducerMetrics, InferenceMetrics, WorkerMetrics, ConsumerMetrics, IndexerMetrics):
         container.create(registry)
     names = set()
     for family in registry.collect():
