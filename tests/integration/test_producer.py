@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from common.errors import ConfigError
 from common.kafka import ensure_topics, make_producer
 from common.metrics import ProducerMetrics
 from common.schemas import RawArticle
@@ -24,6 +25,7 @@ from harness.processes import ServiceProcess
 from producer.dedup import RedisDedup
 from producer.kafka_sink import KafkaSink
 from producer.service import Publisher
+from producer.settings import ProducerSettings
 from tests.support.fake_news import VALID_KEY, FeedItem, NewsServer, korean_items, news_server, rss_feed
 from tests.support.openapi_fuzz import fuzz
 
@@ -315,3 +317,31 @@ async def test_restart_mid_poll_produces_each_article_once(
     keys = Counter(r.key for r in records)
     assert len(keys) == n, "an article was lost"
     assert max(keys.values()) == 1, "an article was produced twice"
+
+
+async def test_a_start_up_that_fails_half_way_closes_what_it_opened(
+    kafka_settings: KafkaSettings, redis_settings: RedisSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lifespan opens Kafka, Redis and the HTTP client on one AsyncExitStack: when a later step fails (here
+    the sources cannot be built), what was opened is closed before the error propagates (seen on the Kafka
+    producer, which would otherwise stay started)."""
+    import producer.main as main
+
+    opened: dict[str, Any] = {}
+    open_producer = main.open_producer
+
+    async def recording_producer(*args: Any, **kwargs: Any) -> Any:
+        opened["kafka"] = await open_producer(*args, **kwargs)
+        return opened["kafka"]
+
+    def broken_sources(_: Any) -> Any:
+        raise ConfigError("a source cannot be built")
+
+    monkeypatch.setattr(main, "open_producer", recording_producer)
+    monkeypatch.setattr(main, "build_sources", broken_sources)
+    settings = ProducerSettings(_env_file=None, kafka=kafka_settings, redis=redis_settings)
+    app = main.create_app(settings, registry=CollectorRegistry())
+    with pytest.raises(ConfigError, match="cannot be built"):
+        async with app.router.lifespan_context(app):
+            pytest.fail("started although a step failed")
+    assert opened["kafka"]._closed is True
