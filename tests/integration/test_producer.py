@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from common.errors import ConfigError
-from common.kafka import ensure_topics, make_producer
+from common.kafka import ensure_topics, make_producer, open_producer
 from common.metrics import ProducerMetrics
 from common.schemas import RawArticle
 from common.settings import KafkaSettings, RedisSettings
@@ -328,7 +328,6 @@ async def test_a_start_up_that_fails_half_way_closes_what_it_opened(
     import producer.main as main
 
     opened: dict[str, Any] = {}
-    open_producer = main.open_producer
 
     async def recording_producer(*args: Any, **kwargs: Any) -> Any:
         opened["kafka"] = await open_producer(*args, **kwargs)
