@@ -396,9 +396,20 @@ async def test_schemathesis_every_check_passes(
     that every request the document allows is accepted (positive_data_acceptance) and every one it forbids
     is refused (negative_data_rejection). A fixed seed, so CI sees the same cases each run. With a real
     OpenSearch behind /search and the archive (a 503 would fail `not_a_server_error`)."""
+    # Imported here: that module imports this one's helpers.
+    from tests.integration.test_consumer_stories import produce_updates, updates_for
+
     consumer = spawn("consumer", env=search_env)
-    await produce(kafka_settings, [make_article(i, entities=("Acme",)) for i in range(5)])
+    articles = [make_article(i, entities=("Acme",)) for i in range(5)]
+    await produce(kafka_settings, articles)
     await wait_stored(f"http://127.0.0.1:{consumer.port}", 5)
+    # Two stories, so the story routes and /news/top's story ranking answer with data, not only empty lists.
+    await produce_updates(kafka_settings, [*updates_for(articles[:3]), *updates_for(articles[3:])])
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{consumer.port}", timeout=5) as client:
+        deadline = time.monotonic() + 30
+        while len((await client.get("/stories")).json()) < 2:
+            assert time.monotonic() < deadline, "the stories were not stored"
+            await asyncio.sleep(0.2)
     # FUZZ_SEED (a number, or "random") and FUZZ_MAX_EXAMPLES make a longer randomised run (make chaos).
     seed = os.environ.get("FUZZ_SEED", "20240501")
     examples = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
