@@ -2,8 +2,8 @@
 
     python -m indexer.bench [--articles 20000] [--batch-size 500]
 
-Real texts (`producer.corpus.read_corpus()`, cycled with a new URL per copy when more are asked for than the
-corpus holds) with plausible analysis fields (sentiment, keywords, entities) are produced to a fresh topic;
+Real texts (`producer.corpus.read_corpus()`, cycled with a new URL (a new id) per copy when more are asked for than
+the corpus holds) with plausible analysis fields (sentiment, keywords, entities) are produced to a fresh topic;
 then `indexer.reindex` indexes all of them through the service's own loop (decode, bulk with external
 versions, commit) into fresh indices, and `_cat/indices` gives the store size. Kafka and OpenSearch are
 reused on KAFKA_PORT / OPENSEARCH_PORT or started (harness.infra); the topic and indices are deleted after.
@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -41,7 +42,8 @@ def articles(count: int) -> list[AnalyzedArticle]:
     rows = [row for row in read_corpus() if "__error__" not in row and row.get("title")]
     out: list[AnalyzedArticle] = []
     for n, row in zip(range(count), itertools.cycle(rows), strict=False):
-        url = f"{row['url']}#copy{n}" if n >= len(rows) else row["url"]
+        # A query parameter makes a distinct article id (a #fragment would be canonicalised away).
+        url = row["url"] if n < len(rows) else f"{row['url']}{'&' if '?' in row['url'] else '?'}copy={n}"
         try:
             raw = RawArticle.model_validate({**row, "url": url})
         except ValueError:
@@ -82,7 +84,9 @@ async def run(count: int, batch_size: int) -> dict[str, Any]:
     client = make_client(opensearch)
     try:
         summary = await reindex(settings, group=f"{tag}-indexer", batch_size=batch_size)
-        await client.indices.forcemerge(index=f"{tag}-{BASE_NAME}-*", max_num_segments=1)
+        print(json.dumps(summary), file=sys.stderr, flush=True)  # the rate, even if the size step fails
+        # One segment per index: the size a settled month has (merging continues after a bulk load).
+        await client.indices.forcemerge(index=f"{tag}-{BASE_NAME}-*", max_num_segments=1, request_timeout=900)
         rows = await client.cat.indices(index=f"{tag}-{BASE_NAME}-*", format="json", bytes="b")
         docs = sum(int(r["docs.count"]) for r in rows)
         size = sum(int(r["store.size"]) for r in rows)
