@@ -51,7 +51,7 @@ def test_unrelated_and_same_event_other_report_are_not_duplicates() -> None:
 def test_a_copy_of_a_copy_links_to_the_first_seen_article() -> None:
     # b is close to a, c is close to b but not to a: c still links to a, the first seen.
     words = f"{LEAD} {SAME_EVENT} {UNRELATED}".split()
-    a, b, c = (" ".join(words[start : start + 60]) for start in (0, 12, 24))
+    a, b, c = (" ".join(words[start : start + 60]) for start in (0, 15, 30))
     index = NearDuplicates()
     sig_a, sig_b, sig_c = (signature(t, "en") for t in (a, b, c))
     assert sig_a.jaccard(sig_c) < index.threshold <= sig_b.jaccard(sig_c)
@@ -113,3 +113,45 @@ def test_bad_input_is_refused_clearly() -> None:
     index, _ = _index(ORIGINAL)
     with pytest.raises(ValueError, match="twice"):
         NearDuplicates.from_signatures([("x", signature(ORIGINAL, "en"), None)] * 2)
+
+
+FED = (
+    "FED ADDS RESERVES VIA CUSTOMER REPURCHASES The Federal Reserve entered the U.S. Government securities market to "
+    "arrange 1.5 billion dlrs of customer repurchase agreements, a Fed spokesman said. Dealers said Federal funds were "
+    "trading at 6-3/16 pct when the Fed began its temporary and indirect supply of reserves to the banking system."
+)
+
+
+def test_a_template_item_with_other_figures_is_not_a_duplicate_but_a_fuller_resend_is() -> None:
+    # Same words, a replaced figure: the Fed's operation on another day. Same figures plus a note: a fuller re-send.
+    other = FED.replace("6-3/16", "6-1/4")
+    fuller = f"{FED} The Fed added 2.5 billion dlrs of reserves on Friday, March 13, 1987."
+    sig, sig_other, sig_fuller = (signature(t, "en") for t in (FED, other, fuller))
+    assert sig.number_conflict(sig_other) == 0.5  # 6-3/16 replaced by 6-1/4 (one fraction, one number), 1.5 kept
+    assert sig.number_conflict(sig_fuller) == 0.0  # numbers only added: no conflict
+    assert sig.jaccard(sig_other) >= NearDuplicates().threshold  # the text alone would call it a duplicate
+    index = NearDuplicates()
+    assert index.check_and_add("fund-a", sig) is None
+    assert index.check_and_add("fund-b", sig_other) is None
+    assert index.check_and_add("fund-a-resent", sig_fuller) == "fund-a"
+    assert NearDuplicates(number_conflict=None).check_and_add("x", sig) is None
+
+
+def test_exact_jaccard_is_used_when_both_signatures_carry_shingles() -> None:
+    a, b = signature(ORIGINAL, "en"), signature(REWRITE, "en")
+    sa, sb = shingles(ORIGINAL, "en"), shingles(REWRITE, "en")
+    assert a.jaccard(b) == pytest.approx(len(sa & sb) / len(sa | sb))
+    assert a.containment(b) == pytest.approx(len(sa & sb) / min(len(sa), len(sb)))
+
+
+def test_format_1_signatures_are_still_read_and_compared_by_the_estimate() -> None:
+    new = signature(ORIGINAL, "en")
+    legacy = Signature.from_bytes(new.to_bytes()[5 : 5 + 4 * 128])  # what format 1 stored: the bare MinHash
+    assert legacy.shingle_hashes is None and legacy.to_bytes() == new.to_bytes()[5 : 5 + 4 * 128]
+    assert new.to_bytes()[0] == 2 and Signature.from_bytes(new.to_bytes()) == new
+    assert legacy.containment(new) is None and legacy.number_conflict(new) is None
+    assert legacy.jaccard(new) == 1.0  # the same MinHash
+    index = NearDuplicates.from_signatures([("old", legacy, None)])
+    assert index.check_and_add("new", new) == "old"
+    with pytest.raises(ValueError, match="format 2"):
+        Signature.from_bytes(new.to_bytes()[:-4])
