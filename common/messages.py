@@ -19,12 +19,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from common.alerts import Alert
 from common.schemas import AnalyzedArticle
 from common.store import ArticleFilters
 from common.stories import Story
 
 __all__ = [
     "CLIENT_MESSAGES",
+    "AlertMessage",
     "SERVER_MESSAGES",
     "ClientMessage",
     "ClientPing",
@@ -122,6 +124,19 @@ class StoryUpdateMessage(_Message):
         return f'{{"type":"story_update","data":{story},"article_id":{json.dumps(article_id)},"created":{flag}{tail}}}'
 
 
+class AlertMessage(_Message):
+    """A watchlist matched (README "Watchlists and alerts"): sent to every client, whatever its filters;
+    live only (`GET /alerts` lists the recent ones)."""
+
+    type: Literal["alert"] = "alert"
+    data: Alert
+
+    @staticmethod
+    def frame_raw(alert: str) -> str:
+        """The frame for an alert given as stored JSON, spliced in as it is."""
+        return f'{{"type":"alert","data":{alert}}}'
+
+
 class Lagged(_Message):
     """The client read too slowly: `dropped` matching articles were dropped at this point of the stream."""
 
@@ -161,7 +176,7 @@ class Error(_Message):
 
 
 ServerMessage = Annotated[
-    InitialData | NewAnalysis | StoryUpdateMessage | Lagged | Ping | Pong | Subscribed | Error,
+    InitialData | NewAnalysis | StoryUpdateMessage | AlertMessage | Lagged | Ping | Pong | Subscribed | Error,
     Field(discriminator="type"),
 ]
 
@@ -192,6 +207,6 @@ class ClientPing(_Message):
 ClientMessage = Annotated[Subscribe | ClientPing | Pong, Field(discriminator="type")]
 
 SERVER_MESSAGES: TypeAdapter[
-    InitialData | NewAnalysis | StoryUpdateMessage | Lagged | Ping | Pong | Subscribed | Error
+    InitialData | NewAnalysis | StoryUpdateMessage | AlertMessage | Lagged | Ping | Pong | Subscribed | Error
 ] = TypeAdapter(ServerMessage)
 CLIENT_MESSAGES: TypeAdapter[Subscribe | ClientPing | Pong] = TypeAdapter(ClientMessage)

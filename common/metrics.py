@@ -155,6 +155,8 @@ class ConsumerMetrics:
     ws_connections: Gauge
     ws_sent: Counter
     ws_dropped: Counter
+    alerts: Counter
+    webhooks: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ConsumerMetrics:
@@ -172,4 +174,11 @@ class ConsumerMetrics:
             ws_connections=Gauge("active_websocket_connections", "Open WebSocket clients", registry=registry),
             ws_sent=Counter("ws_messages_sent", "WebSocket messages sent", registry=registry),
             ws_dropped=Counter("ws_messages_dropped", "Messages dropped for slow clients", registry=registry),
+            alerts=Counter("alerts_raised", "Alerts raised (each once, across replicas)", ["kind"], registry=registry),
+            webhooks=Counter(
+                "alert_webhook_deliveries",
+                "Alert webhook deliveries: ok, retried (one failed attempt), failed (dead-lettered)",
+                ["result"],
+                registry=registry,
+            ),
         )

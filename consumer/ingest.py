@@ -10,6 +10,7 @@ so one commit covers a batch of both, made only once all of it is stored.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -24,7 +25,12 @@ from common.stories import StoryUpdate
 from common.story_store import StoryStore
 from common.topics import Topics
 
-__all__ = ["Ingestor"]
+__all__ = ["AfterBatch", "Ingestor"]
+
+AfterBatch = Callable[[list[AnalyzedArticle], list[StoryUpdate]], Awaitable[None]]
+"""Called with a batch's valid articles and story updates once they are stored, before the commit (timelines
+and alerts, `consumer.alerts`); it must be idempotent (a batch can be delivered again) and raise only
+`StoreError` for what is worth retrying."""
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,7 @@ class Ingestor:
         *,
         stories: StoryStore | None = None,
         max_records: int = 500,
+        after_batch: AfterBatch | None = None,
     ) -> None:
         self._consumer = consumer
         self._dlq = dlq
@@ -50,6 +57,7 @@ class Ingestor:
         self._metrics = metrics
         self._stories = stories
         self._max_records = max_records
+        self._after_batch = after_batch
         self.running = False
 
     async def _store_with_retry(self, article: AnalyzedArticle) -> None:
@@ -75,6 +83,8 @@ class Ingestor:
     async def run_once(self, timeout_ms: int = 500) -> int:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
         count = 0
+        articles: list[AnalyzedArticle] = []
+        updates: list[StoryUpdate] = []
         for tp, messages in batches.items():
             stories = self._stories if tp.topic == self._topics.stories.name else None
             for msg in messages:
@@ -86,6 +96,7 @@ class Ingestor:
                         await self._dead_letter(msg.value, msg.key, tp.topic, str(exc))
                         continue
                     await self._store_story_with_retry(stories, update)
+                    updates.append(update)
                     continue
                 self._metrics.consumed.inc()
                 try:
@@ -96,6 +107,11 @@ class Ingestor:
                 self._metrics.analyzed.inc()
                 self._metrics.analysis_duration.observe(article.analysis.latency_ms / 1000)
                 await self._store_with_retry(article)
+                articles.append(article)
+        if self._after_batch is not None and (articles or updates):
+            async for attempt in until_up("counting and alerting", on=(StoreError,), most=5.0, logger=log):
+                with attempt:
+                    await self._after_batch(articles, updates)
         if count:
             await self._consumer.commit()
         return count

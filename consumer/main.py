@@ -25,13 +25,16 @@ from common.search_index import make_client
 from common.stats import StatsStore
 from common.store import ArticleStore
 from common.story_store import StoryStore
+from common.timelines import TimelineStore
 from common.topics import Topics
 from common.webapp import bearer_auth, configure_logging, install_error_handlers
+from consumer.alerts import AlertService, AlertStore, WebhookSender, alerts_router, fan_out_alerts
 from consumer.api import NEXT_CURSOR_HEADER, UNAUTHORIZED, ops, router
 from consumer.ingest import Ingestor
 from consumer.live import fan_out, fan_out_stories, sweep
 from consumer.search import Archive, search_router
 from consumer.settings import ConsumerSettings, get_settings
+from consumer.timelines import timeline_router
 from consumer.ws import Hub, ws_router
 
 __all__ = ["app", "create_app"]
@@ -99,12 +102,29 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
                 topics=[topics.dead_letters.name],
                 timeout=config.startup_timeout,
             )
+            timelines = TimelineStore(redis, prefix=settings.redis.key_prefix, ttl_seconds=settings.redis.ttl_seconds)
+            alerts = AlertStore(
+                redis,
+                prefix=settings.redis.key_prefix,
+                ttl_seconds=settings.redis.ttl_seconds,
+                max_alerts=config.alerts.max_alerts,
+            )
+            webhooks = WebhookSender(config.alerts, metrics, dlq, topics)
+            stack.push_async_callback(webhooks.aclose)
+            alerting = AlertService(timelines, alerts, config.alerts, metrics, webhooks)
             hub = Hub(metrics, queue_size=config.ws_queue_size, ping_interval=config.ws_ping_interval)
             ingestor = Ingestor(
-                consumer, dlq, topics, store, metrics, stories=stories, max_records=config.max_poll_records
+                consumer,
+                dlq,
+                topics,
+                store,
+                metrics,
+                stories=stories,
+                max_records=config.max_poll_records,
+                after_batch=alerting.after_batch,
             )
             app.state.store, app.state.stats, app.state.hub, app.state.ingestor = store, stats, hub, ingestor
-            app.state.stories = stories
+            app.state.stories, app.state.timelines, app.state.alerts = stories, timelines, alerts
             # Search and the archive behind /news/{id} (OpenSearch) are not waited for either: the live feed does
             # not need them, and their routes answer 503 while it does not answer.
             search_client = make_client(settings.opensearch)
@@ -114,6 +134,8 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
             _start(stack, ingestor.run(), "ingest")
             _start(stack, fan_out(store, hub), "fan-out")
             _start(stack, fan_out_stories(stories, hub), "fan-out-stories")
+            _start(stack, fan_out_alerts(alerts, hub), "fan-out-alerts")
+            _start(stack, webhooks.run(), "webhooks")
             _start(stack, sweep(store, config.sweep_interval, stories), "sweep")
             yield
 
@@ -122,7 +144,7 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET"],
+        allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Authorization", "Content-Type"],
         expose_headers=[NEXT_CURSOR_HEADER],
     )
@@ -132,13 +154,13 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
         app.include_router(router)
     else:
         app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))], responses=UNAUTHORIZED)
-    # Search (consumer/search.py), behind the same optional bearer token as the other data routes.
-    if settings.api_token is None:
-        app.include_router(search_router)
-    else:
-        app.include_router(
-            search_router, dependencies=[Depends(bearer_auth(settings.api_token))], responses=UNAUTHORIZED
-        )
+    # Search (consumer/search.py), timelines and watchlists/alerts (consumer/timelines.py, consumer/alerts.py),
+    # behind the same optional bearer token as the other data routes (watchlist writes included).
+    for extra in (search_router, timeline_router, alerts_router):
+        if settings.api_token is None:
+            app.include_router(extra)
+        else:
+            app.include_router(extra, dependencies=[Depends(bearer_auth(settings.api_token))], responses=UNAUTHORIZED)
     app.include_router(ws_router)
     return app
 

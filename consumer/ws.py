@@ -92,6 +92,11 @@ class Hub:
             if client.stories:
                 self._offer(client, None, frame)
 
+    def broadcast_alert(self, frame: str) -> None:
+        """Queue an `alert` frame for every client (alerts are not filtered; `consumer.alerts`)."""
+        for client in self._clients:
+            self._offer(client, None, frame)
+
     def _offer(self, client: Client, position: tuple[int, int] | None, message: str, *, count: bool = True) -> None:
         try:
             client.queue.put_nowait((client.queued + 1, position, message))

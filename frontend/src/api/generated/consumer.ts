@@ -254,10 +254,224 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/entities/top": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Top Entities
+         * @description The entities most named in the window, most first (ties by id), with display names and types.
+         */
+        get: operations["top_entities_entities_top_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/entities/{entity_id}/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Entity Timeline
+         * @description Articles naming the entity per bucket (by publication time), oldest first, empty buckets as 0 (an
+         *     unknown entity is all zeros); at most 2000 buckets, the newest.
+         */
+        get: operations["entity_timeline_entities__entity_id__timeline_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/keywords/top": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Top Keywords
+         * @description The keywords most used in the window, most first (ties by keyword).
+         */
+        get: operations["top_keywords_keywords_top_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/keywords/{keyword}/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Keyword Timeline
+         * @description Articles with the keyword per bucket, oldest first, empty buckets as 0; at most 2000 buckets.
+         */
+        get: operations["keyword_timeline_keywords__keyword__timeline_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/watchlists": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Watchlists
+         * @description Every watchlist, oldest first (without secrets).
+         */
+        get: operations["list_watchlists_watchlists_get"];
+        put?: never;
+        /**
+         * Create Watchlist
+         * @description Create a watchlist; the answer carries its webhook signing secret, shown only this once.
+         */
+        post: operations["create_watchlist_watchlists_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/watchlists/{watchlist_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Watchlist */
+        get: operations["get_watchlist_watchlists__watchlist_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Watchlist
+         * @description Delete a watchlist (its alerts stay listed until they expire).
+         */
+        delete: operations["delete_watchlist_watchlists__watchlist_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Alerts
+         * @description The newest alerts first (the newest 1000 are kept, each for the retention period).
+         */
+        get: operations["list_alerts_alerts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * Alert
+         * @description A watchlist matched (`GET /alerts`, WebSocket `alert`, and the webhook's body).
+         */
+        Alert: {
+            /**
+             * Id
+             * @description deterministic: the same match is one alert
+             */
+            id: string;
+            /** Watchlist Id */
+            watchlist_id: string;
+            /** Watchlist Name */
+            watchlist_name: string;
+            /** Rule */
+            rule: components["schemas"]["EntityRule"] | components["schemas"]["KeywordRule"] | components["schemas"]["SourceRule"] | components["schemas"]["CategoryRule"] | components["schemas"]["SentimentBelowRule"] | components["schemas"]["StorySizeRule"] | components["schemas"]["EntitySpikeRule"] | components["schemas"]["KeywordSpikeRule"];
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "article" | "story_size" | "spike";
+            /**
+             * Subject
+             * @description the article id (article rules), story id, or the entity id / keyword
+             */
+            subject: string;
+            /**
+             * Message
+             * @description one line for people
+             */
+            message: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Article Id */
+            article_id?: string | null;
+            /** Story Id */
+            story_id?: string | null;
+            /**
+             * Title
+             * @description the article's or story's title
+             */
+            title?: string | null;
+            /**
+             * Window Start
+             * @description spikes: the window that surged
+             */
+            window_start?: string | null;
+            /** Window Seconds */
+            window_seconds?: number | null;
+            /**
+             * Count
+             * @description spikes: articles in the window; story size: articles
+             */
+            count?: number | null;
+            /**
+             * Baseline
+             * @description spikes: the expected count (mean, floored)
+             */
+            baseline?: number | null;
+            /**
+             * P Value
+             * @description spikes: P(X >= count) under the baseline
+             */
+            p_value?: number | null;
+        };
         /**
          * Analysis
          * @description What the inference engine says about one article.
@@ -368,6 +582,19 @@ export interface components {
             analyzed_at?: string;
         };
         /**
+         * CategoryRule
+         * @description An article is in this category (case-insensitive).
+         */
+        CategoryRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "category";
+            /** Category */
+            category: string;
+        };
+        /**
          * Entity
          * @description A named entity found in an article: its surface `text`, one `type` (PERSON, ORG, LOC, MISC, ...) and,
          *     where the engine could resolve it, the canonical `id` and `name` shared by every surface form of the same
@@ -383,6 +610,32 @@ export interface components {
             id?: string | null;
             /** Name */
             name?: string | null;
+        };
+        /**
+         * EntityRule
+         * @description An article names this canonical entity (`Entity.key`, e.g. `person:donald_trump`).
+         */
+        EntityRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "entity";
+            /** Entity */
+            entity: string;
+        };
+        /**
+         * EntitySpikeRule
+         * @description The entity's count in the current window is a burst against its own baseline (module docstring).
+         */
+        EntitySpikeRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "entity_spike";
+            /** Entity */
+            entity: string;
         };
         /** ErrorBody */
         ErrorBody: {
@@ -435,6 +688,32 @@ export interface components {
              * @description mean sentiment_score of the bucket; null when it is empty
              */
             mean_sentiment: number | null;
+        };
+        /**
+         * KeywordRule
+         * @description An article has this keyword (case-insensitive).
+         */
+        KeywordRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "keyword";
+            /** Keyword */
+            keyword: string;
+        };
+        /**
+         * KeywordSpikeRule
+         * @description The keyword's count in the current window is a burst against its own baseline.
+         */
+        KeywordSpikeRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "keyword_spike";
+            /** Keyword */
+            keyword: string;
         };
         /**
          * RankedStory
@@ -601,6 +880,19 @@ export interface components {
             histogram: components["schemas"]["HistogramBucket"][];
         };
         /**
+         * SentimentBelowRule
+         * @description An article's sentiment score is below the threshold.
+         */
+        SentimentBelowRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "sentiment_below";
+            /** Threshold */
+            threshold: number;
+        };
+        /**
          * SentimentBucket
          * @description Sentiment of articles analysed in [start, end), for one source or (source None) all of them.
          */
@@ -690,6 +982,19 @@ export interface components {
              * @description buckets that hold data, oldest first
              */
             buckets: components["schemas"]["SentimentBucket"][];
+        };
+        /**
+         * SourceRule
+         * @description An article comes from this source (case-insensitive).
+         */
+        SourceRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "source";
+            /** Source */
+            source: string;
         };
         /** Status */
         Status: {
@@ -817,6 +1122,57 @@ export interface components {
             count: number;
         };
         /**
+         * StorySizeRule
+         * @description A story's article count rises above the threshold (alerted once per story).
+         */
+        StorySizeRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "story_size_above";
+            /** Threshold */
+            threshold: number;
+        };
+        /**
+         * Timeline
+         * @description `GET /entities/{id}/timeline` (and keywords'): counts per bucket, oldest first, empty buckets as 0.
+         */
+        Timeline: {
+            /**
+             * Id
+             * @description the subject asked for
+             */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "entity" | "keyword";
+            /**
+             * Bucket
+             * @enum {string}
+             */
+            bucket: "15m" | "1h" | "1d";
+            /**
+             * Since
+             * Format: date-time
+             * @description start of the first bucket returned
+             */
+            since: string;
+            /**
+             * Until
+             * Format: date-time
+             * @description end (exclusive) asked for
+             */
+            until: string;
+            /**
+             * Points
+             * @description oldest first, zeros included, at most 2000
+             */
+            points: components["schemas"]["TimelinePoint"][];
+        };
+        /**
          * TimelineBucket
          * @description Articles published in the hour that starts at `start` (UTC).
          */
@@ -827,6 +1183,43 @@ export interface components {
              */
             start: string;
             /** Count */
+            count: number;
+        };
+        /** TimelinePoint */
+        TimelinePoint: {
+            /**
+             * Start
+             * Format: date-time
+             * @description the bucket's start (UTC)
+             */
+            start: string;
+            /**
+             * Count
+             * @description articles naming the subject in the bucket
+             */
+            count: number;
+        };
+        /** TopSubject */
+        TopSubject: {
+            /**
+             * Id
+             * @description the entity's canonical id (`Entity.key`), or the case-folded keyword
+             */
+            id: string;
+            /**
+             * Name
+             * @description display name: the entity's canonical name, or the keyword as first written
+             */
+            name: string;
+            /**
+             * Type
+             * @description the entity's type (PERSON, ORG, ...); null for keywords
+             */
+            type?: string | null;
+            /**
+             * Count
+             * @description articles naming it in the window
+             */
             count: number;
         };
         /** TrendItem */
@@ -885,6 +1278,61 @@ export interface components {
             input?: unknown;
             /** Context */
             ctx?: Record<string, never>;
+        };
+        /**
+         * Watchlist
+         * @description A stored watchlist (its secret is never listed).
+         */
+        Watchlist: {
+            /** Name */
+            name: string;
+            /** Rules */
+            rules: (components["schemas"]["EntityRule"] | components["schemas"]["KeywordRule"] | components["schemas"]["SourceRule"] | components["schemas"]["CategoryRule"] | components["schemas"]["SentimentBelowRule"] | components["schemas"]["StorySizeRule"] | components["schemas"]["EntitySpikeRule"] | components["schemas"]["KeywordSpikeRule"])[];
+            /** Webhook Url */
+            webhook_url?: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /**
+         * WatchlistCreated
+         * @description The answer to `POST /watchlists`: the watchlist and, this once, its webhook signing secret.
+         */
+        WatchlistCreated: {
+            /** Name */
+            name: string;
+            /** Rules */
+            rules: (components["schemas"]["EntityRule"] | components["schemas"]["KeywordRule"] | components["schemas"]["SourceRule"] | components["schemas"]["CategoryRule"] | components["schemas"]["SentimentBelowRule"] | components["schemas"]["StorySizeRule"] | components["schemas"]["EntitySpikeRule"] | components["schemas"]["KeywordSpikeRule"])[];
+            /** Webhook Url */
+            webhook_url?: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Secret
+             * @description HMAC-SHA256 key of the X-Signature header; shown only now
+             */
+            secret: string;
+        };
+        /**
+         * WatchlistIn
+         * @description `POST /watchlists`: a name, its rules (each alerts on its own), and where to POST its alerts.
+         */
+        WatchlistIn: {
+            /** Name */
+            name: string;
+            /** Rules */
+            rules: (components["schemas"]["EntityRule"] | components["schemas"]["KeywordRule"] | components["schemas"]["SourceRule"] | components["schemas"]["CategoryRule"] | components["schemas"]["SentimentBelowRule"] | components["schemas"]["StorySizeRule"] | components["schemas"]["EntitySpikeRule"] | components["schemas"]["KeywordSpikeRule"])[];
+            /** Webhook Url */
+            webhook_url?: string | null;
         };
     };
     responses: never;
@@ -1464,6 +1912,409 @@ export interface operations {
                 };
             };
             /** @description the archive (OpenSearch) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    top_entities_entities_top_get: {
+        parameters: {
+            query?: {
+                /** @description 15m: the current 15-minute bucket; 1h: the newest four; 24h: the newest 24 hours; 7d: days */
+                window?: "15m" | "1h" | "24h" | "7d";
+                /** @description how many (1-100) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopSubject"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    entity_timeline_entities__entity_id__timeline_get: {
+        parameters: {
+            query?: {
+                /** @description bucket width: 15m, 1h or 1d */
+                bucket?: "15m" | "1h" | "1d";
+                /** @description start (ISO 8601; no zone means UTC); default: `until` less 1 day (15m), 7 days (1h), 31 days (1d) */
+                since?: string | null;
+                /** @description end, exclusive (ISO 8601); default: now */
+                until?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description an entity's canonical id (`Entity.key`, e.g. `person:donald_trump`) */
+                entity_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Timeline"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    top_keywords_keywords_top_get: {
+        parameters: {
+            query?: {
+                /** @description 15m: the current 15-minute bucket; 1h: the newest four; 24h: the newest 24 hours; 7d: days */
+                window?: "15m" | "1h" | "24h" | "7d";
+                /** @description how many (1-100) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopSubject"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    keyword_timeline_keywords__keyword__timeline_get: {
+        parameters: {
+            query?: {
+                /** @description bucket width: 15m, 1h or 1d */
+                bucket?: "15m" | "1h" | "1d";
+                /** @description start (ISO 8601; no zone means UTC); default: `until` less 1 day (15m), 7 days (1h), 31 days (1d) */
+                since?: string | null;
+                /** @description end, exclusive (ISO 8601); default: now */
+                until?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description a keyword (compared case-folded, whitespace collapsed) */
+                keyword: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Timeline"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    list_watchlists_watchlists_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Watchlist"][];
+                };
+            };
+            /** @description the store (Redis) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    create_watchlist_watchlists_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WatchlistIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WatchlistCreated"];
+                };
+            };
+            /** @description the most watchlists allowed already exist */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    get_watchlist_watchlists__watchlist_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the watchlist's id */
+                watchlist_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Watchlist"];
+                };
+            };
+            /** @description no watchlist with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    delete_watchlist_watchlists__watchlist_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the watchlist's id */
+                watchlist_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no watchlist with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) did not answer; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    list_alerts_alerts_get: {
+        parameters: {
+            query?: {
+                /** @description how many (1-200) */
+                limit?: number;
+                /** @description only this watchlist's alerts */
+                watchlist?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alert"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) did not answer; try again */
             503: {
                 headers: {
                     [name: string]: unknown;

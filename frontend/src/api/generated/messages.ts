@@ -8,6 +8,101 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * Alert
+         * @description A watchlist matched (`GET /alerts`, WebSocket `alert`, and the webhook's body).
+         */
+        Alert: {
+            /**
+             * Id
+             * @description deterministic: the same match is one alert
+             */
+            id: string;
+            /** Watchlist Id */
+            watchlist_id: string;
+            /** Watchlist Name */
+            watchlist_name: string;
+            /** Rule */
+            rule: components["schemas"]["EntityRule"] | components["schemas"]["KeywordRule"] | components["schemas"]["SourceRule"] | components["schemas"]["CategoryRule"] | components["schemas"]["SentimentBelowRule"] | components["schemas"]["StorySizeRule"] | components["schemas"]["EntitySpikeRule"] | components["schemas"]["KeywordSpikeRule"];
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "article" | "story_size" | "spike";
+            /**
+             * Subject
+             * @description the article id (article rules), story id, or the entity id / keyword
+             */
+            subject: string;
+            /**
+             * Message
+             * @description one line for people
+             */
+            message: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Article Id
+             * @default null
+             */
+            article_id?: string | null;
+            /**
+             * Story Id
+             * @default null
+             */
+            story_id?: string | null;
+            /**
+             * Title
+             * @description the article's or story's title
+             * @default null
+             */
+            title?: string | null;
+            /**
+             * Window Start
+             * @description spikes: the window that surged
+             * @default null
+             */
+            window_start?: string | null;
+            /**
+             * Window Seconds
+             * @default null
+             */
+            window_seconds?: number | null;
+            /**
+             * Count
+             * @description spikes: articles in the window; story size: articles
+             * @default null
+             */
+            count?: number | null;
+            /**
+             * Baseline
+             * @description spikes: the expected count (mean, floored)
+             * @default null
+             */
+            baseline?: number | null;
+            /**
+             * P Value
+             * @description spikes: P(X >= count) under the baseline
+             * @default null
+             */
+            p_value?: number | null;
+        };
+        /**
+         * AlertMessage
+         * @description A watchlist matched (README "Watchlists and alerts"): sent to every client, whatever its filters;
+         *     live only (`GET /alerts` lists the recent ones).
+         */
+        AlertMessage: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "alert";
+            data: components["schemas"]["Alert"];
+        };
+        /**
          * Analysis
          * @description What the inference engine says about one article.
          */
@@ -170,6 +265,19 @@ export interface components {
             entity?: string | null;
         };
         /**
+         * CategoryRule
+         * @description An article is in this category (case-insensitive).
+         */
+        CategoryRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "category";
+            /** Category */
+            category: string;
+        };
+        /**
          * ClientPing
          * @description Asks for a `pong` (the bare text `ping` does too).
          */
@@ -202,6 +310,32 @@ export interface components {
              * @default null
              */
             name?: string | null;
+        };
+        /**
+         * EntityRule
+         * @description An article names this canonical entity (`Entity.key`, e.g. `person:donald_trump`).
+         */
+        EntityRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "entity";
+            /** Entity */
+            entity: string;
+        };
+        /**
+         * EntitySpikeRule
+         * @description The entity's count in the current window is a burst against its own baseline (module docstring).
+         */
+        EntitySpikeRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "entity_spike";
+            /** Entity */
+            entity: string;
         };
         /**
          * Error
@@ -243,6 +377,32 @@ export interface components {
              * @default null
              */
             resumed?: boolean | null;
+        };
+        /**
+         * KeywordRule
+         * @description An article has this keyword (case-insensitive).
+         */
+        KeywordRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "keyword";
+            /** Keyword */
+            keyword: string;
+        };
+        /**
+         * KeywordSpikeRule
+         * @description The keyword's count in the current window is a burst against its own baseline.
+         */
+        KeywordSpikeRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "keyword_spike";
+            /** Keyword */
+            keyword: string;
         };
         /**
          * Lagged
@@ -313,6 +473,19 @@ export interface components {
             type: "pong";
         };
         /**
+         * SentimentBelowRule
+         * @description An article's sentiment score is below the threshold.
+         */
+        SentimentBelowRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "sentiment_below";
+            /** Threshold */
+            threshold: number;
+        };
+        /**
          * SentimentMix
          * @description How many of the story's articles read positive, neutral and negative, and their mean score (-1..1).
          */
@@ -337,6 +510,19 @@ export interface components {
              * @default 0
              */
             mean_score: number;
+        };
+        /**
+         * SourceRule
+         * @description An article comes from this source (case-insensitive).
+         */
+        SourceRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "source";
+            /** Source */
+            source: string;
         };
         /**
          * Story
@@ -429,6 +615,19 @@ export interface components {
             count: number;
         };
         /**
+         * StorySizeRule
+         * @description A story's article count rises above the threshold (alerted once per story).
+         */
+        StorySizeRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "story_size_above";
+            /** Threshold */
+            threshold: number;
+        };
+        /**
          * StoryUpdateMessage
          * @description A story changed (an article joined it, or it started, or it stopped growing): its current state.
          *
@@ -505,7 +704,7 @@ export interface components {
             /** Count */
             count: number;
         };
-        ServerMessage: components["schemas"]["InitialData"] | components["schemas"]["NewAnalysis"] | components["schemas"]["StoryUpdateMessage"] | components["schemas"]["Lagged"] | components["schemas"]["Ping"] | components["schemas"]["Pong-Output"] | components["schemas"]["Subscribed"] | components["schemas"]["Error"];
+        ServerMessage: components["schemas"]["InitialData"] | components["schemas"]["NewAnalysis"] | components["schemas"]["StoryUpdateMessage"] | components["schemas"]["AlertMessage"] | components["schemas"]["Lagged"] | components["schemas"]["Ping"] | components["schemas"]["Pong-Output"] | components["schemas"]["Subscribed"] | components["schemas"]["Error"];
         ClientMessage: components["schemas"]["Subscribe"] | components["schemas"]["ClientPing"] | components["schemas"]["Pong-Input"];
     };
     responses: never;
