@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from common.schemas import STORED, AnalyzedArticle, Sentiment
-from common.search_index import SEARCH_FIELDS
+from common.search_index import ARCHIVE_FIELD, SEARCH_FIELDS
 
 __all__ = [
     "ARCHIVE_FIELD",
@@ -46,9 +46,6 @@ __all__ = [
     "resolve_interval",
 ]
 
-# The whole article as stored in Redis, kept in the archive's `_source` (not indexed) so that
-# `GET /news/{id}` can answer the same shape after the hot window.
-ARCHIVE_FIELD = "article"
 
 MAX_QUERY_LENGTH = 500
 # Any text but control characters (NUL included); tab, newline and carriage return are whitespace.

@@ -19,8 +19,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from common.schemas import AnalyzedArticle
-from common.search_index import document, ensure_index, index_name, template_body
-from common.search_query import ARCHIVE_FIELD
+from common.search_index import ARCHIVE_FIELD, document, ensure_index, index_name, template_body
 from common.settings import OpenSearchSettings, RedisSettings
 from common.store import ArticleStore
 from consumer.main import create_app
@@ -33,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 
 def archived(article: AnalyzedArticle) -> dict[str, Any]:
-    return {**document(article), ARCHIVE_FIELD: article.model_dump(mode="json")}
+    return document(article)
 
 
 async def index_all(client: AsyncOpenSearch, prefix: str, articles: Sequence[AnalyzedArticle]) -> None:
