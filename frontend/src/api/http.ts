@@ -5,14 +5,20 @@
 import type { ApiConfig } from './config'
 import type {
   AnalyzedArticle,
+  RankedStory,
+  SearchQuery,
+  SearchResult,
   SentimentStats,
   SentimentStatsQuery,
   ServerFilters,
+  StoriesQuery,
+  StoryDetail,
   Trends,
   TrendsQuery,
 } from './types'
 
-export type ApiErrorKind = 'unreachable' | 'unauthorized' | 'not_found' | 'http' | 'invalid'
+/** `aborted`: the caller cancelled the request (a newer search replaced it); not a failure to show. */
+export type ApiErrorKind = 'unreachable' | 'unauthorized' | 'not_found' | 'http' | 'invalid' | 'aborted'
 
 /** A failed API call, classified so the UI can say what went wrong. */
 export class ApiError extends Error {
@@ -38,33 +44,54 @@ function buildQuery(params: Record<string, QueryValue>): string {
   return text ? `?${text}` : ''
 }
 
+/** One page of `GET /stories` and the cursor of the next (null on the last page). */
+export interface StoriesPage {
+  stories: RankedStory[]
+  nextCursor: string | null
+}
+
 export interface ApiClient {
   recent(limit?: number, filters?: ServerFilters): Promise<AnalyzedArticle[]>
   top(limit?: number, since?: Date | null, filters?: ServerFilters): Promise<AnalyzedArticle[]>
   article(id: string): Promise<AnalyzedArticle>
   sentimentStats(query?: SentimentStatsQuery): Promise<SentimentStats>
   trends(query?: TrendsQuery): Promise<Trends>
+  stories(query?: StoriesQuery, signal?: AbortSignal): Promise<StoriesPage>
+  story(id: string, signal?: AbortSignal): Promise<StoryDetail>
+  /** `GET /search`; pass a signal to cancel it (a stale query), which rejects with kind `aborted`. */
+  search(query: SearchQuery, signal?: AbortSignal): Promise<SearchResult>
 }
 
 export function createApiClient(config: ApiConfig, fetchImpl: FetchLike = (i, init) => fetch(i, init)): ApiClient {
-  async function get(path: string, params: Record<string, QueryValue> = {}): Promise<unknown> {
+  async function get(path: string, params: Record<string, QueryValue> = {}, signal?: AbortSignal): Promise<unknown> {
+    return (await request(path, params, signal)).body
+  }
+
+  async function request(
+    path: string,
+    params: Record<string, QueryValue> = {},
+    signal?: AbortSignal,
+  ): Promise<{ body: unknown; headers: Headers }> {
     const url = `${config.apiBase}${path}${buildQuery(params)}`
     const headers: Record<string, string> = { Accept: 'application/json' }
     if (config.token) headers.Authorization = `Bearer ${config.token}`
     let response: Response
     try {
-      response = await fetchImpl(url, { headers })
+      response = await fetchImpl(url, signal ? { headers, signal } : { headers })
     } catch (err) {
+      if (signal?.aborted) throw new ApiError('aborted', `${path}: cancelled`)
       throw new ApiError('unreachable', `cannot reach ${config.apiBase || 'the API'}: ${String(err)}`)
     }
     if (response.status === 401 || response.status === 403) {
       throw new ApiError('unauthorized', `the API refused the token (${response.status})`, response.status)
     }
     if (response.status === 404) throw new ApiError('not_found', `${path}: not found`, 404)
+    if (response.status === 422) throw new ApiError('http', `${path}: ${await detail(response)}`, 422)
     if (!response.ok) throw new ApiError('http', `${path}: HTTP ${response.status}`, response.status)
     try {
-      return await response.json()
+      return { body: await response.json(), headers: response.headers }
     } catch {
+      if (signal?.aborted) throw new ApiError('aborted', `${path}: cancelled`)
       throw new ApiError('invalid', `${path}: the response is not JSON`, response.status)
     }
   }
@@ -87,6 +114,20 @@ export function createApiClient(config: ApiConfig, fetchImpl: FetchLike = (i, in
     async trends(query = {}) {
       return asTrends(await get('/trends', query))
     },
+    async stories(query = {}, signal) {
+      const { body, headers } = await request('/stories', query, signal)
+      if (!Array.isArray(body)) throw new ApiError('invalid', 'expected a list of stories')
+      return { stories: body.filter(isStory) as RankedStory[], nextCursor: headers.get('X-Next-Cursor') || null }
+    },
+    async story(id, signal) {
+      const body = await get(`/stories/${encodeURIComponent(id)}`, {}, signal)
+      const articles: unknown = isRecord(body) ? body.articles : undefined
+      if (!isStory(body) || !Array.isArray(articles)) throw new ApiError('invalid', 'not a story')
+      return { ...(body as StoryDetail), articles: articles.filter(isArticle) }
+    },
+    async search(query, signal) {
+      return asSearchResult(await get('/search', query as Record<string, QueryValue>, signal))
+    },
   }
 }
 
@@ -99,6 +140,42 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 export function isArticle(value: unknown): value is AnalyzedArticle {
   if (!isRecord(value) || !isRecord(value.analysis)) return false
   return typeof value.id === 'string' && typeof value.title === 'string' && typeof value.url === 'string'
+}
+
+/** The reason of a 422 (a bad query): FastAPI's `detail`, a string or a list of problems. */
+async function detail(response: Response): Promise<string> {
+  try {
+    const body: unknown = await response.json()
+    if (isRecord(body)) {
+      if (typeof body.detail === 'string') return body.detail
+      if (Array.isArray(body.detail)) {
+        return body.detail.map((d) => (isRecord(d) && typeof d.msg === 'string' ? d.msg : String(d))).join('; ')
+      }
+    }
+  } catch {
+    // not JSON: the status says enough
+  }
+  return 'HTTP 422'
+}
+
+export function isStory(value: unknown): value is RankedStory {
+  if (!isRecord(value)) return false
+  return (
+    typeof value.id === 'string' &&
+    typeof value.title === 'string' &&
+    isRecord(value.sources) &&
+    isRecord(value.sentiment) &&
+    Array.isArray(value.timeline) &&
+    Array.isArray(value.entities)
+  )
+}
+
+function asSearchResult(body: unknown): SearchResult {
+  if (!isRecord(body) || !Array.isArray(body.hits) || !isRecord(body.facets) || typeof body.total !== 'number') {
+    throw new ApiError('invalid', 'expected a search result')
+  }
+  const result = body as SearchResult
+  return { ...result, histogram: result.histogram ?? [], next_cursor: result.next_cursor ?? null }
 }
 
 function asArticles(body: unknown): AnalyzedArticle[] {

@@ -59,3 +59,29 @@ export const CATEGORIES = [
   'entertainment',
   'other',
 ] as const
+
+// --- stories (issue 15): GET /stories, GET /stories/{id}, WebSocket `story_update`.
+
+/** A story as stored (the WebSocket's `story_update` carries this; REST adds `score`). */
+export type Story = Wire['Story']
+export type StoryEntity = Fits<Wire['StoryEntity'], Rest['StoryEntity']>
+export type TimelineBucket = Rest['TimelineBucket']
+/** `GET /stories`: a story with its importance from coverage at the time of the request. */
+export type RankedStory = Rest['RankedStory']
+/** `GET /stories/{id}`: the ranked story and its stored member articles, newest first. */
+export type StoryDetail = Rest['StoryDetail']
+export type StoryUpdateMessage = Wire['StoryUpdateMessage']
+/** `GET /stories` query parameters, as the server names them. */
+export type StoriesQuery = NonNullable<operations['list_stories_stories_get']['parameters']['query']>
+
+// --- search (issue 16): GET /search.
+
+export type SearchResult = Rest['SearchResult']
+export type SearchHit = Rest['SearchHit']
+export type SearchFacets = Rest['Facets']
+export type FacetCount = Rest['FacetCount']
+export type HistogramBucket = Rest['HistogramBucket']
+/** `GET /search` query parameters, as the server names them. */
+export type SearchQuery = NonNullable<operations['search_search_get']['parameters']['query']>
+/** The facets one can click to filter a search, each the name of its query parameter. */
+export type SearchFacetName = keyof SearchFacets

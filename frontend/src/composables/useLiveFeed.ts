@@ -9,6 +9,7 @@ import { liveUrl, parseServerMessage, subscribeMessage } from '@/api/live'
 import { useReconnectingSocket, type ReconnectingSocketOptions } from '@/composables/useReconnectingSocket'
 import { useFeedStore } from '@/stores/feed'
 import { useFiltersStore } from '@/stores/filters'
+import { useStoriesStore } from '@/stores/stories'
 
 export interface LiveFeedOptions {
   config: ApiConfig
@@ -24,6 +25,7 @@ export function useLiveFeed(options: LiveFeedOptions) {
   const { config, client, refillLimit = 100, subscribeDebounceMs = 250 } = options
   const feed = useFeedStore()
   const filters = useFiltersStore()
+  const stories = useStoriesStore()
 
   function sendSubscription(): void {
     // Sent even when empty, so clearing the filters also clears them on the server.
@@ -43,6 +45,10 @@ export function useLiveFeed(options: LiveFeedOptions) {
     onMessage: (text) => {
       const msg = parseServerMessage(text)
       if (!msg) return
+      if (msg.type === 'story_update') {
+        stories.handleUpdate(msg)
+        return
+      }
       feed.handleMessage(msg)
       if (msg.type === 'lagged') void feed.loadRecent(client, Math.min(200, msg.dropped + 20))
       // The server could not replay everything after our cursor (too old or too much): it sent its

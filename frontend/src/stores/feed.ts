@@ -108,6 +108,7 @@ export const useFeedStore = defineStore('feed', () => {
         break
       case 'ping':
         break // carries only the cursor, stored below
+      case 'story_update': // the stories store's (useLiveFeed routes it there)
       case 'pong':
       case 'subscribed':
       case 'error':

@@ -1,6 +1,17 @@
 // Test doubles: a scripted WebSocket, a fake fetch, and article factories.
 import type { ApiClient } from '@/api/http'
-import type { AnalyzedArticle, Analysis, SentimentBucket, SentimentStats, TrendItem, Trends } from '@/api/types'
+import type {
+  AnalyzedArticle,
+  Analysis,
+  RankedStory,
+  SearchHit,
+  SearchResult,
+  SentimentBucket,
+  SentimentStats,
+  StoryUpdateMessage,
+  TrendItem,
+  Trends,
+} from '@/api/types'
 import type { SocketLike } from '@/composables/useReconnectingSocket'
 
 export class FakeSocket implements SocketLike {
@@ -98,6 +109,11 @@ export function fakeClient(overrides: Partial<ApiClient> = {}): ApiClient {
     },
     sentimentStats: async () => sentimentStats([]),
     trends: async () => trends([], []),
+    stories: async () => ({ stories: [], nextCursor: null }),
+    story: async () => {
+      throw new Error('not stubbed')
+    },
+    search: async () => searchResult([]),
     ...overrides,
   }
 }
@@ -120,4 +136,65 @@ export function bucket(start: string, counts: Partial<SentimentBucket> = {}): Se
 /** A `GET /trends` body as the server sends it. */
 export function trends(keywords: TrendItem[], entities: TrendItem[]): Trends {
   return { window_start: '2024-05-01T23:45:00Z', window_end: '2024-05-02T00:00:00Z', window_minutes: 15, keywords, entities }
+}
+
+/** A story as the server stores it (`story_update`'s data); `RankedStory` adds `score`. */
+export function story(id: string, overrides: Partial<RankedStory> = {}): RankedStory {
+  return {
+    schema_version: 1,
+    id,
+    title: `Story ${id}`,
+    language: 'en',
+    first_seen: '2026-01-01T10:00:00Z',
+    last_seen: '2026-01-01T11:00:00Z',
+    article_count: 2,
+    source_count: 2,
+    sources: { 'Wire A': 1, 'Wire B': 1 },
+    languages: { en: 2 },
+    entities: [{ id: 'org:central_bank', name: 'Central Bank', type: 'ORG', count: 2 }],
+    keywords: ['rates'],
+    sentiment: { positive: 0, neutral: 2, negative: 0, mean_score: 0 },
+    timeline: [{ start: '2026-01-01T10:00:00Z', count: 2 }],
+    active: true,
+    duplicate_count: 0,
+    score: 1,
+    ...overrides,
+  }
+}
+
+/** A `story_update` message for a story (its score left out, as the WebSocket sends it). */
+export function storyUpdate(s: RankedStory, created = false): StoryUpdateMessage {
+  const { score: _score, ...data } = s
+  return { type: 'story_update', data, article_id: s.id, created, duplicate_of: null }
+}
+
+export function searchHit(id: string, overrides: Partial<SearchHit> = {}): SearchHit {
+  return {
+    id,
+    url: `https://example.com/${id}`,
+    title: `Title ${id}`,
+    description: null,
+    source: 'Wire A',
+    language: 'en',
+    category: 'business',
+    sentiment: 'neutral',
+    sentiment_score: 0,
+    importance_score: 5,
+    published_at: '2026-01-01T10:00:00Z',
+    story_id: null,
+    score: 1,
+    highlights: {},
+    ...overrides,
+  }
+}
+
+export function searchResult(hits: SearchHit[], nextCursor: string | null = null): SearchResult {
+  return {
+    total: hits.length,
+    hits,
+    next_cursor: nextCursor,
+    facets: { source: [{ value: 'Wire A', count: hits.length }], language: [], category: [], sentiment: [], entity: [] },
+    interval: '1h',
+    histogram: [{ start: '2026-01-01T10:00:00Z', count: hits.length, mean_sentiment: 0 }],
+  }
 }
