@@ -1,0 +1,106 @@
+"""The burst detector, alert ids, webhook signatures and the watchlist shapes (common/alerts.py), without
+services: the detector must stay quiet on flat series and fire on planted surges."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from pydantic import ValidationError
+
+from common.alerts import Alert, WatchlistIn, alert_id, burst, poisson_sf, sign, verify
+from common.messages import SERVER_MESSAGES, AlertMessage
+
+
+def test_poisson_tail_matches_the_closed_form() -> None:
+    for mean in (0.5, 1.0, 4.0, 30.0):
+        for count in (0, 1, 3, 10, 40):
+            exact = 1 - sum(math.exp(-mean) * mean**k / math.factorial(k) for k in range(count))
+            assert poisson_sf(count, mean) == pytest.approx(max(exact, 0.0), rel=1e-9, abs=1e-12)
+    assert 0 < poisson_sf(2_000, 10.0) < 1e-300 or poisson_sf(2_000, 10.0) == 0.0  # no overflow
+
+
+def test_documented_thresholds() -> None:
+    assert burst(1, []) is None  # a first mention is never a surge
+    assert burst(5, [0] * 24) is None  # p = 0.0037 against the floor
+    found = burst(6, [0] * 24)
+    assert found is not None and found.baseline == 1.0 and found.p_value == pytest.approx(0.000594, rel=1e-2)
+    assert burst(10, [4] * 24) is None  # p = 0.008
+    assert burst(25, [4] * 24) is not None
+
+
+def test_flat_series_never_fire_and_surges_do() -> None:
+    rng = random.Random(15)
+    for level in (0.2, 1, 3, 8, 20, 50):
+        series = [sum(rng.random() < level / 100 for _ in range(100)) for _ in range(200)]
+        fired = [burst(series[i], series[i - 24 : i]) for i in range(24, len(series))]
+        assert not any(fired), (level, series)
+        # The same history with a planted surge of four times the level (and at least 8) fires.
+        surge = max(8, int(level * 4))
+        assert burst(surge, series[-24:]) is not None, (level, surge)
+
+
+def test_deterministic() -> None:
+    assert burst(30, [3, 4, 2, 5]) == burst(30, [3, 4, 2, 5])
+    assert alert_id("w", 0, "org:acme", 900) == alert_id("w", 0, "org:acme", 900)
+    assert (
+        len({alert_id("w", 0, "org:acme", 900), alert_id("w", 0, "org:acme", 1800), alert_id("w", 1, "org:acme", 900)})
+        == 3
+    )
+
+
+def test_signature_round_trip() -> None:
+    body = b'{"id":"x"}'
+    header = sign(body, "s3cret")
+    assert header.startswith("sha256=") and len(header) == 7 + 64
+    assert verify(body, "s3cret", header)
+    assert not verify(body + b" ", "s3cret", header)
+    assert not verify(body, "other", header) and not verify(body, "s3cret", None)
+
+
+def test_watchlist_shape() -> None:
+    spec = WatchlistIn.model_validate(
+        {
+            "name": "Acme",
+            "rules": [
+                {"kind": "entity", "entity": "org:acme"},
+                {"kind": "sentiment_below", "threshold": -0.5},
+                {"kind": "story_size_above", "threshold": 10},
+                {"kind": "entity_spike", "entity": "org:acme"},
+            ],
+            "webhook_url": "http://127.0.0.1:8080/hook?x=1",
+        }
+    )
+    assert [r.kind for r in spec.rules] == ["entity", "sentiment_below", "story_size_above", "entity_spike"]
+    bad = [
+        {"name": "x", "rules": []},
+        {"name": " ", "rules": [{"kind": "keyword", "keyword": "a"}]},
+        {"name": "x", "rules": [{"kind": "nope"}]},
+        {"name": "x", "rules": [{"kind": "sentiment_below", "threshold": -2}]},
+        {"name": "x", "rules": [{"kind": "source", "source": "a"}], "webhook_url": "ftp://x"},
+        {"name": "x", "rules": [{"kind": "source", "source": "a", "extra": 1}]},
+    ]
+    for body in bad:
+        with pytest.raises(ValidationError):
+            WatchlistIn.model_validate(body)
+
+
+def test_alert_message_frame_is_a_server_message() -> None:
+    alert = Alert.model_validate(
+        {
+            "id": "a" * 32,
+            "watchlist_id": "b" * 32,
+            "watchlist_name": "w",
+            "rule": {"kind": "keyword_spike", "keyword": "flood"},
+            "kind": "spike",
+            "subject": "flood",
+            "message": "m",
+            "created_at": "2026-01-01T00:00:00Z",
+            "count": 9,
+        }
+    )
+    frame = AlertMessage.frame_raw(alert.model_dump_json())
+    parsed = SERVER_MESSAGES.validate_json(frame)
+    assert isinstance(parsed, AlertMessage) and parsed.data == alert
+    assert AlertMessage(data=alert).frame() == frame
