@@ -48,6 +48,7 @@ __all__ = [
 
 
 MAX_QUERY_LENGTH = 500
+HIGHLIGHT_CHARS = 2_000
 # Any text but control characters (NUL included); tab, newline and carriage return are whitespace.
 QUERY_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 # A page cursor is the last hit's sort values, `<score>_<published_at ms>_<id>`: readable, safe in a URL as it
@@ -236,6 +237,10 @@ def build_query(p: SearchParams, *, now: datetime | None = None) -> dict[str, An
             # The text is HTML-escaped around the marks, so a client may render the fragments as HTML.
             "encoder": "html",
             "fields": highlight_fields,
+            # Highlighting re-analyses each stored text (three ways: standard, .en, .cjk); bodies run to
+            # 20,000 characters, and that analysis was most of a search's time (docs/SEARCH.md). Snippets come
+            # from the first HIGHLIGHT_CHARS characters; a match further in still counts, it is not marked.
+            "max_analyzer_offset": HIGHLIGHT_CHARS,
         }
     if p.after is not None:
         body["search_after"] = decode_cursor(p.after)
