@@ -1,0 +1,191 @@
+"""Watchlists and alerts end to end, on real Kafka and Redis with the consumer as a real process: a planted
+surge of one entity (analysed articles naming it, after a quiet baseline) raises exactly one alert per
+watchlist, pushed on the WebSocket and POSTed, signed, to a local webhook receiver; a receiver that is
+down leads to a dead letter; a re-delivered batch alerts nobody twice. Timelines are read back over REST."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer
+
+from common.alerts import verify
+from common.settings import KafkaSettings
+from common.timelines import bucket_start
+from common.topics import Topics
+from harness.infra import free_port
+from harness.processes import ServiceProcess
+from tests.integration.test_consumer import next_message, produce, wait_stored, ws_url
+from tests.integration.test_store import make_article
+
+pytestmark = pytest.mark.integration
+
+
+class Receiver:
+    """A webhook receiver on a local port: records every POST (body and headers)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, dict[str, str]]] = []
+        self.port = free_port()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append((await request.read(), dict(request.headers)))
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", found.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", found.port).start()
+    yield found
+    await runner.cleanup()
+
+
+async def next_alert(ws: Any, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await next_message(ws, max(deadline - time.monotonic(), 0.01))
+        if message["type"] == "alert":
+            return message
+
+
+async def dead_letters(kafka: KafkaSettings, n: int, timeout: float = 40) -> list[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(
+        Topics.of(kafka.topics).dead_letters.name,
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(out) < n and time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                out += [json.loads(m.value) for m in messages if m.value]
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def test_planted_surge_alerts_once_on_the_websocket_and_the_webhook(
+    spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings, receiver: Receiver
+) -> None:
+    consumer = spawn(
+        "consumer",
+        env={
+            "CONSUMER__ALERTS__WEBHOOK_ATTEMPTS": "3",
+            "CONSUMER__ALERTS__WEBHOOK_BACKOFF": "0.1",
+            "CONSUMER__ALERTS__WEBHOOK_BACKOFF_MAX": "0.5",
+        },
+    )
+    base = f"http://127.0.0.1:{consumer.port}"
+    now = datetime.now(UTC)
+    window = bucket_start(now.timestamp(), 900)
+    # Published at the start of this 15-minute window, so the whole surge is in one window.
+    surge_at = datetime.fromtimestamp(window, UTC)
+    down = free_port()  # nothing listens there
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        spike = {"kind": "entity_spike", "entity": "org:acme"}
+        live = await client.post(
+            "/watchlists",
+            json={"name": "Acme surges", "rules": [spike], "webhook_url": f"http://127.0.0.1:{receiver.port}/hook"},
+        )
+        assert live.status_code == 201, live.text
+        dead = await client.post(
+            "/watchlists",
+            json={"name": "Acme, receiver down", "rules": [spike], "webhook_url": f"http://127.0.0.1:{down}/x"},
+        )
+        quiet = await client.post(
+            "/watchlists", json={"name": "Zeta", "rules": [{"kind": "entity_spike", "entity": "org:zeta"}]}
+        )
+        assert dead.status_code == quiet.status_code == 201
+        secret, live_id, dead_id = live.json()["secret"], live.json()["id"], dead.json()["id"]
+        listed = (await client.get("/watchlists")).json()
+        assert [w["id"] for w in listed] == [live_id, dead_id, quiet.json()["id"]]
+        assert all("secret" not in w for w in listed)
+
+    async with websockets.connect(ws_url(consumer, "?source=nobody&stories=false")) as ws:
+        assert (await next_message(ws))["type"] == "initial_data"
+        # A quiet baseline: one article naming Acme (and one naming Zeta) in each of the previous six windows.
+        baseline = [
+            make_article(
+                i, entities=("Acme", "Zeta"), published=surge_at - timedelta(minutes=15 * (i + 1)), analyzed=now
+            )
+            for i in range(6)
+        ]
+        await produce(kafka_settings, baseline)
+        await wait_stored(base, 6)
+        # The surge: twelve articles naming Acme in this window; Zeta appears once.
+        surge = [
+            make_article(100 + i, entities=("Acme", *(("Zeta",) if i == 0 else ())), published=surge_at, analyzed=now)
+            for i in range(12)
+        ]
+        await produce(kafka_settings, surge)
+        first, second = await next_alert(ws), await next_alert(ws)
+        alerts = {m["data"]["watchlist_id"]: m["data"] for m in (first, second)}
+        assert set(alerts) == {live_id, dead_id}
+        alert = alerts[live_id]
+        assert alert["kind"] == "spike" and alert["subject"] == "org:acme" and alert["count"] >= 6
+        assert alert["window_start"].startswith(surge_at.strftime("%Y-%m-%dT%H:%M")) and alert["p_value"] < 0.001
+        # The batch again (a re-delivery) and the surge growing within the window: nothing new.
+        await produce(kafka_settings, surge)
+        await produce(kafka_settings, [make_article(200, entities=("Acme",), published=surge_at, analyzed=now)])
+        await wait_stored(base, 19)
+        with pytest.raises(TimeoutError):
+            await next_alert(ws, 3)
+
+    # The live receiver got exactly one POST, signed with the watchlist's secret.
+    deadline = time.monotonic() + 20
+    while not receiver.received and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1)
+    assert len(receiver.received) == 1
+    body, headers = receiver.received[0]
+    assert verify(body, secret, headers.get("X-Signature")) and json.loads(body)["id"] == alert["id"]
+    assert not verify(body, "not the secret", headers.get("X-Signature"))
+    # The dead one: three attempts, then a dead letter with the alert as its payload.
+    letters = [d for d in await dead_letters(kafka_settings, 1) if d["stage"] == "alerts"]
+    assert len(letters) == 1 and json.loads(letters[0]["original"])["watchlist_id"] == dead_id
+    assert letters[0]["attempts"] == 3
+
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        listed_alerts = (await client.get("/alerts")).json()
+        assert sorted(a["watchlist_id"] for a in listed_alerts) == sorted([live_id, dead_id])
+        assert [a["id"] for a in (await client.get("/alerts", params={"watchlist": live_id})).json()] == [alert["id"]]
+        metrics = (await client.get("/metrics")).text
+        assert 'alerts_raised_total{kind="spike"} 2.0' in metrics
+        assert 'alert_webhook_deliveries_total{result="ok"} 1.0' in metrics
+        assert 'alert_webhook_deliveries_total{result="failed"} 1.0' in metrics
+        # Timelines: 13 in the surge window (counted once despite the re-delivery), 1 in each before.
+        line = (
+            await client.get(
+                "/entities/org:acme/timeline",
+                params={
+                    "bucket": "15m",
+                    "since": (surge_at - timedelta(minutes=90)).isoformat(),
+                    "until": (surge_at + timedelta(minutes=15)).isoformat(),
+                },
+            )
+        ).json()
+        assert [p["count"] for p in line["points"]] == [1] * 6 + [13]
+        top = (await client.get("/entities/top", params={"window": "24h"})).json()
+        assert top[0] == {"id": "org:acme", "name": "Acme", "type": "ORG", "count": 19}
+        assert (await client.get("/keywords/top", params={"window": "15m"})).json()[0]["id"] == "story"
+        # Deleting: 204, then 404.
+        assert (await client.delete(f"/watchlists/{dead_id}")).status_code == 204
+        assert (await client.delete(f"/watchlists/{dead_id}")).status_code == 404
+        assert (await client.post("/watchlists", json={"name": "x", "rules": []})).status_code == 422
