@@ -1,8 +1,9 @@
 // Browser half of tests/e2e/test_dashboard.py: drives the built dashboard in Debian's Chromium.
 //
 // Protocol with the Python test: parameters come as JSON in E2E_PARAMS; once the page is live this
-// script prints "READY" and waits for one line on stdin (the test then produces the articles);
-// it prints "RESULT <json>" and exits 0 when every check passed, or prints the failure and exits 1.
+// script prints "READY" and waits for one line on stdin (the test then produces the articles); once
+// the Stories view is open it prints "STORIES_READY" and waits again (the test produces a story's
+// updates); it prints "RESULT <json>" and exits 0 when every check passed, or prints the failure and exits 1.
 import { createInterface } from 'node:readline'
 
 import { chromium } from 'playwright-core'
@@ -15,6 +16,8 @@ const {
   plain, // { id, title, source }: produced to news.raw, analysed by the worker
   stripped, // { id, title, source }: markup in the raw title, removed by the pipeline
   literal, // { id, title, source }: a title that reaches the browser with a literal <script>
+  story, // { id, title, sources, articles }: a three-source story the test produces once the view is open
+  search, // { uid, english, korean, hostile: { id, query } }: articles indexed in OpenSearch
 } = params
 
 const FLAGS = [
@@ -38,13 +41,32 @@ function card(page, id) {
   return page.locator(`[data-testid="article-card"][data-id="${id}"]`)
 }
 
+// One reader for the whole run: lines from the test, handed out one per waitForLine().
+const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
 async function waitForLine() {
-  const rl = createInterface({ input: process.stdin })
-  for await (const line of rl) {
-    rl.close()
-    return line
-  }
-  throw new Error('stdin closed before the go signal')
+  const { value, done } = await stdinLines.next()
+  if (done) throw new Error('stdin closed before the go signal')
+  return value
+}
+
+function storyCard(page, id) {
+  return page.locator(`[data-testid="story-card"][data-story-id="${id}"]`)
+}
+
+function searchHit(page, id) {
+  return page.locator(`[data-testid="search-hit"][data-article-id="${id}"]`)
+}
+
+async function noInjection(page, scope) {
+  const injected = await page.evaluate(
+    (sel) => ({
+      pwned: window.__pwned ?? null,
+      elements: document.querySelectorAll(`${sel} script, ${sel} img, ${sel} b, ${sel} iframe`).length,
+    }),
+    scope,
+  )
+  check(injected.pwned === null, `no injected script ran (window.__pwned = ${injected.pwned})`)
+  check(injected.elements === 0, `no element created from article markup in ${scope} (${injected.elements})`)
 }
 
 const browser = await chromium.launch({
@@ -148,6 +170,91 @@ try {
   check(overflow <= 1, `no horizontal scroll at phone width (${overflow}px too wide)`)
   await page.screenshot({ path: `${screenshotDir}/dashboard-phone-ko.png`, fullPage: true })
   result.checks.push('korean + phone width')
+
+  // 6. Stories: a story produced while the view is open appears live, with its sources and coverage.
+  await page.setViewportSize({ width: 1280, height: 900 })
+  await page.getByTestId('locale-en').click()
+  await page.getByTestId('nav-stories').click()
+  const storiesView = page.getByTestId('stories')
+  await storiesView.waitFor()
+  await storiesView.getByText('Loading…').waitFor({ state: 'detached', timeout: 20_000 })
+  console.log('STORIES_READY')
+  await waitForLine()
+  const sc = storyCard(page, story.id)
+  await sc.waitFor({ timeout: timeoutMs })
+  await sc.getByTestId('story-source-count').filter({ hasText: '3 sources' }).waitFor({ timeout: timeoutMs })
+  const sourcesText = await sc.getByTestId('story-sources').innerText()
+  for (const name of story.sources) check(sourcesText.includes(name), `story lists source ${name}: ${sourcesText}`)
+  check((await sc.getByTestId('story-title').innerText()) === story.title, 'story title')
+  check(await sc.getByText('Updated').isVisible(), 'a live update is marked')
+  check(await sc.getByTestId('volume-chart').isVisible(), 'the story has its volume chart')
+  result.checks.push('story appears live')
+  await page.screenshot({ path: `${screenshotDir}/stories-1280.png`, fullPage: true })
+
+  // After a reload the view (kept in the URL) lists it from GET /stories; in Korean too.
+  await page.reload({ waitUntil: 'domcontentloaded' })
+  await storyCard(page, story.id).waitFor({ timeout: 20_000 })
+  await page.getByTestId('locale-ko').click()
+  await storyCard(page, story.id).getByTestId('story-source-count').filter({ hasText: '매체 3곳' }).waitFor()
+  await page.getByRole('heading', { level: 2, name: '스토리' }).waitFor()
+  await page.screenshot({ path: `${screenshotDir}/stories-ko.png`, fullPage: true })
+  await page.getByTestId('locale-en').click()
+  result.checks.push('story from GET /stories, in korean')
+
+  // The story's detail lists its articles as links.
+  await storyCard(page, story.id).getByTestId('story-title').click()
+  const storyDetail = page.getByTestId('story-detail')
+  await storyDetail.waitFor()
+  const storyLinks = storyDetail.getByTestId('story-articles').locator('a')
+  for (let i = 0; i < 100 && (await storyLinks.count()) < story.articles.length; i++) await page.waitForTimeout(100)
+  check((await storyLinks.count()) === story.articles.length, `the detail lists ${story.articles.length} articles`)
+  check((await storyLinks.first().getAttribute('rel'))?.includes('noopener'), 'article links open safely')
+  await page.keyboard.press('Escape')
+  await storyDetail.waitFor({ state: 'hidden' })
+  result.checks.push('story detail')
+
+  // 7. Search on the server: typed quickly (debounced; stale answers dropped), highlighted, in English.
+  await page.getByTestId('nav-search').click()
+  const input = page.getByTestId('search-input')
+  await input.pressSequentially(search.english.query, { delay: 15 })
+  const enHit = searchHit(page, search.english.id)
+  await enHit.waitFor({ timeout: 30_000 })
+  check((await enHit.locator('mark').count()) > 0, 'the English hit has highlighted matches')
+  await page.getByTestId('search-facets').waitFor()
+  await page.screenshot({ path: `${screenshotDir}/search-en.png`, fullPage: true })
+  result.checks.push('search in english')
+
+  // A hostile title in a hit: its <script> is text, only <mark> becomes markup.
+  await input.fill(search.hostile.query)
+  const hostileHit = searchHit(page, search.hostile.id)
+  await hostileHit.waitFor({ timeout: 30_000 })
+  const hostileTitle = await hostileHit.getByTestId('search-hit-title').innerText()
+  check(hostileTitle.includes('<script>window.__pwned=1</script>'), `hostile title shown as text: ${hostileTitle}`)
+  await noInjection(page, '[data-testid="search"]')
+  result.checks.push('search highlight is text')
+
+  // Facets filter: the uid alone finds all three; the Korean language facet keeps the Korean one.
+  await input.fill(search.uid)
+  await searchHit(page, search.korean.id).waitFor({ timeout: 30_000 })
+  await searchHit(page, search.english.id).waitFor({ timeout: 30_000 })
+  await page.locator('[data-testid="facet-language"][data-value="ko"]').click()
+  await searchHit(page, search.english.id).waitFor({ state: 'detached', timeout: 20_000 })
+  check(await searchHit(page, search.korean.id).isVisible(), 'the Korean hit stays under lang=ko')
+  await page.getByTestId('search-active-language').click()
+  await searchHit(page, search.english.id).waitFor({ timeout: 20_000 })
+  result.checks.push('facet filters')
+
+  // Korean UI, Korean query: a word inside a compound with a particle (삼성전자가) is found.
+  await page.getByTestId('locale-ko').click()
+  await input.fill(search.korean.query)
+  const koHit = searchHit(page, search.korean.id)
+  await koHit.waitFor({ timeout: 30_000 })
+  await searchHit(page, search.english.id).waitFor({ state: 'detached', timeout: 20_000 })
+  check((await koHit.locator('mark').count()) > 0, 'the Korean hit has highlighted matches')
+  const summary = await page.getByTestId('search-summary').innerText()
+  check(/건/.test(summary), `the count is in Korean: ${summary}`)
+  await page.screenshot({ path: `${screenshotDir}/search-ko.png`, fullPage: true })
+  result.checks.push('search in korean')
 
   check(pageErrors.length === 0, `no uncaught page errors: ${pageErrors.join(' | ')}`)
   console.log(`RESULT ${JSON.stringify(result)}`)
