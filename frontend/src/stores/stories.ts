@@ -33,6 +33,8 @@ export const useStoriesStore = defineStore('stories', () => {
   /** Stories that started or grew live since the last load (for the "new"/"updated" marker). */
   const fresh = shallowReactive(new Set<string>())
   const updatesReceived = ref(0)
+  /** Stories that appeared live, not yet ranked by the server (no score until the next load). */
+  const unranked = shallowReactive(new Set<string>())
 
   const order_by = ref<NonNullable<StoriesQuery['order']>>('score')
   const language = ref('')
@@ -59,6 +61,7 @@ export const useStoriesStore = defineStore('stories', () => {
       order.value = page.stories.map((s) => s.id)
       nextCursor.value = page.nextCursor
       fresh.clear()
+      unranked.clear()
       error.value = null
       loaded.value = true
     } catch (err) {
@@ -95,6 +98,7 @@ export const useStoriesStore = defineStore('stories', () => {
     if (current && story.article_count < current.article_count) return
     byId.set(story.id, { ...story, score: current?.score ?? 0 })
     if (!current) {
+      unranked.add(story.id)
       order.value = [story.id, ...order.value.filter((id) => id !== story.id)].slice(0, MAX_STORIES)
     }
     fresh.add(story.id)
@@ -143,6 +147,7 @@ export const useStoriesStore = defineStore('stories', () => {
     loaded,
     error,
     fresh,
+    unranked,
     updatesReceived,
     orderBy: order_by,
     language,

@@ -59,3 +59,13 @@ describe('HighlightedText', () => {
     expect(wrapper.text()).toContain('<script>window.__pwned=2</script>')
   })
 })
+
+describe('search help text', () => {
+  it('shows the OR syntax in both languages (a bare | would be read as a plural separator)', async () => {
+    const { i18n } = await import('@/i18n')
+    for (const locale of ['en', 'ko'] as const) {
+      i18n.global.locale.value = locale
+      expect(i18n.global.t('search.syntax')).toContain('a | b')
+    }
+  })
+})

@@ -49,6 +49,7 @@ describe('stories store', () => {
     s.handleUpdate(storyUpdate(story('n'), true))
     expect(s.stories.map((x) => x.id)).toEqual(['n', 'a', 'b'])
     expect(s.fresh.has('n') && s.fresh.has('b')).toBe(true)
+    expect([...s.unranked]).toEqual(['n'])
     expect(s.updatesReceived).toBe(2)
   })
 
