@@ -4,7 +4,12 @@
 
 import type { ApiConfig } from './config'
 import type {
+  Alert,
   AnalyzedArticle,
+  EntityTimeline,
+  EntityTimelineQuery,
+  TopEntitiesQuery,
+  TopSubject,
   RankedStory,
   SearchQuery,
   SearchResult,
@@ -60,6 +65,9 @@ export interface ApiClient {
   story(id: string, signal?: AbortSignal): Promise<StoryDetail>
   /** `GET /search`; pass a signal to cancel it (a stale query), which rejects with kind `aborted`. */
   search(query: SearchQuery, signal?: AbortSignal): Promise<SearchResult>
+  topEntities(query?: TopEntitiesQuery): Promise<TopSubject[]>
+  entityTimeline(id: string, query?: EntityTimelineQuery, signal?: AbortSignal): Promise<EntityTimeline>
+  alerts(limit?: number): Promise<Alert[]>
 }
 
 export function createApiClient(config: ApiConfig, fetchImpl: FetchLike = (i, init) => fetch(i, init)): ApiClient {
@@ -128,6 +136,21 @@ export function createApiClient(config: ApiConfig, fetchImpl: FetchLike = (i, in
     async search(query, signal) {
       return asSearchResult(await get('/search', query as Record<string, QueryValue>, signal))
     },
+    async topEntities(query = {}) {
+      const body = await get('/entities/top', query)
+      if (!Array.isArray(body)) throw new ApiError('invalid', 'expected a list of entities')
+      return body.filter((e): e is TopSubject => isRecord(e) && typeof e.id === 'string' && typeof e.count === 'number')
+    },
+    async entityTimeline(id, query = {}, signal) {
+      const body = await get(`/entities/${encodeURIComponent(id)}/timeline`, query, signal)
+      if (!isRecord(body) || !Array.isArray(body.points)) throw new ApiError('invalid', 'expected a timeline')
+      return body as EntityTimeline
+    },
+    async alerts(limit = 50) {
+      const body = await get('/alerts', { limit })
+      if (!Array.isArray(body)) throw new ApiError('invalid', 'expected a list of alerts')
+      return body.filter(isAlert)
+    },
   }
 }
 
@@ -156,6 +179,10 @@ async function detail(response: Response): Promise<string> {
     // not JSON: the status says enough
   }
   return 'HTTP 422'
+}
+
+export function isAlert(value: unknown): value is Alert {
+  return isRecord(value) && typeof value.id === 'string' && typeof value.message === 'string' && typeof value.created_at === 'string'
 }
 
 export function isStory(value: unknown): value is RankedStory {

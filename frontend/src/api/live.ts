@@ -2,7 +2,7 @@
 // the dashboard sends. Message types are generated from common/messages.py (see types.ts).
 // Reconnection lives in composables/useReconnectingSocket.ts.
 
-import { isArticle, isRecord, isStory } from './http'
+import { isAlert, isArticle, isRecord, isStory } from './http'
 import type { ClientMessage, ServerFilters, ServerMessage } from './types'
 
 /** Close code the server uses for a missing or wrong token: do not retry with the same one. */
@@ -43,6 +43,8 @@ export function parseServerMessage(text: string): ServerMessage | null {
     case 'ping':
       // The heartbeat carries the resume cursor: the only one a quiet connection ever gets.
       return typeof msg.cursor === 'string' ? msg : null
+    case 'alert':
+      return isAlert(msg.data) ? msg : null
     case 'story_update':
       return isStory(msg.data) && typeof msg.article_id === 'string' ? msg : null
     case 'lagged':

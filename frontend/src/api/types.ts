@@ -85,3 +85,20 @@ export type HistogramBucket = Rest['HistogramBucket']
 export type SearchQuery = NonNullable<operations['search_search_get']['parameters']['query']>
 /** The facets one can click to filter a search, each the name of its query parameter. */
 export type SearchFacetName = keyof SearchFacets
+
+// --- entity timelines and alerts (issue 15 items 4-5): GET /entities/top, GET /entities/{id}/timeline,
+// GET /alerts, WebSocket `alert`.
+
+/** An entity (or keyword) and how many articles named it in the window. */
+export type TopSubject = Rest['TopSubject']
+export type TopEntitiesQuery = NonNullable<operations['top_entities_entities_top_get']['parameters']['query']>
+export type EntityWindow = NonNullable<TopEntitiesQuery['window']>
+/** `GET /entities/{id}/timeline`: articles naming it per bucket, oldest first, zeros included. */
+export type EntityTimeline = Rest['Timeline']
+export type EntityTimelineQuery = NonNullable<
+  operations['entity_timeline_entities__entity_id__timeline_get']['parameters']['query']
+>
+export type TimelineWidth = NonNullable<EntityTimelineQuery['bucket']>
+/** A watchlist match (`GET /alerts`, WebSocket `alert`). */
+export type Alert = Fits<Wire['Alert'], Rest['Alert']>
+export type AlertMessage = Wire['AlertMessage']

@@ -9,6 +9,7 @@ import { liveUrl, parseServerMessage, subscribeMessage } from '@/api/live'
 import { useReconnectingSocket, type ReconnectingSocketOptions } from '@/composables/useReconnectingSocket'
 import { useFeedStore } from '@/stores/feed'
 import { useFiltersStore } from '@/stores/filters'
+import { useAlertsStore } from '@/stores/alerts'
 import { useStoriesStore } from '@/stores/stories'
 
 export interface LiveFeedOptions {
@@ -26,6 +27,7 @@ export function useLiveFeed(options: LiveFeedOptions) {
   const feed = useFeedStore()
   const filters = useFiltersStore()
   const stories = useStoriesStore()
+  const alerts = useAlertsStore()
 
   function sendSubscription(): void {
     // Sent even when empty, so clearing the filters also clears them on the server.
@@ -47,6 +49,10 @@ export function useLiveFeed(options: LiveFeedOptions) {
       if (!msg) return
       if (msg.type === 'story_update') {
         stories.handleUpdate(msg)
+        return
+      }
+      if (msg.type === 'alert') {
+        alerts.handleAlert(msg)
         return
       }
       feed.handleMessage(msg)

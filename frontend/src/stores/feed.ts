@@ -108,7 +108,8 @@ export const useFeedStore = defineStore('feed', () => {
         break
       case 'ping':
         break // carries only the cursor, stored below
-      case 'story_update': // the stories store's (useLiveFeed routes it there)
+      case 'story_update': // the stories store's and the alerts store's (useLiveFeed routes them there)
+      case 'alert':
       case 'pong':
       case 'subscribed':
       case 'error':

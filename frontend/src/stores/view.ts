@@ -1,10 +1,10 @@
-// Which view the page shows: the live feed, the stories or the search. Kept in the URL's hash
-// (#/stories, #/search) so a reload or a shared link opens the same view; no router needed for three.
+// Which view the page shows: the live feed, stories, search, entities or alerts. Kept in the URL's hash
+// (#/stories, #/search) so a reload or a shared link opens the same view; no router needed for five.
 
 import { defineStore } from 'pinia'
 import { ref } from 'vue'
 
-export const VIEWS = ['feed', 'stories', 'search'] as const
+export const VIEWS = ['feed', 'stories', 'search', 'entities', 'alerts'] as const
 export type View = (typeof VIEWS)[number]
 
 export function viewFromHash(hash: string): View {

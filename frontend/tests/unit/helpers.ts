@@ -1,6 +1,7 @@
 // Test doubles: a scripted WebSocket, a fake fetch, and article factories.
 import type { ApiClient } from '@/api/http'
 import type {
+  Alert,
   AnalyzedArticle,
   Analysis,
   RankedStory,
@@ -114,6 +115,11 @@ export function fakeClient(overrides: Partial<ApiClient> = {}): ApiClient {
       throw new Error('not stubbed')
     },
     search: async () => searchResult([]),
+    topEntities: async () => [],
+    entityTimeline: async () => {
+      throw new Error('not stubbed')
+    },
+    alerts: async () => [],
     ...overrides,
   }
 }
@@ -197,4 +203,18 @@ export function searchResult(hits: SearchHit[], nextCursor: string | null = null
     interval: '1h',
     histogram: [{ start: '2026-01-01T10:00:00Z', count: hits.length, mean_sentiment: 0 }],
   }
+}
+
+export function alert(id: string, createdAt: string, overrides: Partial<Alert> = {}): Alert {
+  return {
+    id,
+    watchlist_id: 'w1',
+    watchlist_name: 'Central banks',
+    rule: { kind: 'entity', entity: 'org:bank_of_korea' },
+    kind: 'spike',
+    subject: 'org:bank_of_korea',
+    message: `Bank of Korea surges (${id})`,
+    created_at: createdAt,
+    ...overrides,
+  } as Alert
 }

@@ -2155,6 +2155,15 @@ export interface operations {
                     "application/json": components["schemas"]["WatchlistCreated"];
                 };
             };
+            /** @description the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description the most watchlists allowed already exist */
             409: {
                 headers: {
