@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "ALERT_KINDS",
@@ -71,63 +71,69 @@ _Text = Annotated[
 ]
 
 
+def _whole(value: object) -> object:
+    # JSON Schema's integer includes 12.0; strict mode would refuse it (and must still refuse `true`, "12").
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class _Rule(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Strict: `false` is not a threshold of 0 (the document says number), and `kind` is required.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class EntityRule(_Rule):
     """An article names this canonical entity (`Entity.key`, e.g. `person:donald_trump`)."""
 
-    kind: Literal["entity"] = "entity"
+    kind: Literal["entity"]
     entity: _Text
 
 
 class KeywordRule(_Rule):
     """An article has this keyword (case-insensitive)."""
 
-    kind: Literal["keyword"] = "keyword"
+    kind: Literal["keyword"]
     keyword: _Text
 
 
 class SourceRule(_Rule):
     """An article comes from this source (case-insensitive)."""
 
-    kind: Literal["source"] = "source"
+    kind: Literal["source"]
     source: _Text
 
 
 class CategoryRule(_Rule):
     """An article is in this category (case-insensitive)."""
 
-    kind: Literal["category"] = "category"
+    kind: Literal["category"]
     category: _Text
 
 
 class SentimentBelowRule(_Rule):
     """An article's sentiment score is below the threshold."""
 
-    kind: Literal["sentiment_below"] = "sentiment_below"
+    kind: Literal["sentiment_below"]
     threshold: float = Field(ge=-1.0, le=1.0)
 
 
 class StorySizeRule(_Rule):
     """A story's article count rises above the threshold (alerted once per story)."""
 
-    kind: Literal["story_size_above"] = "story_size_above"
-    threshold: int = Field(ge=1, le=1_000_000)
+    kind: Literal["story_size_above"]
+    threshold: Annotated[int, BeforeValidator(_whole), Field(ge=1, le=1_000_000)]
 
 
 class EntitySpikeRule(_Rule):
     """The entity's count in the current window is a burst against its own baseline (module docstring)."""
 
-    kind: Literal["entity_spike"] = "entity_spike"
+    kind: Literal["entity_spike"]
     entity: _Text
 
 
 class KeywordSpikeRule(_Rule):
     """The keyword's count in the current window is a burst against its own baseline."""
 
-    kind: Literal["keyword_spike"] = "keyword_spike"
+    kind: Literal["keyword_spike"]
     keyword: _Text
 
 
@@ -147,7 +153,7 @@ WatchRule = Annotated[
 class WatchlistIn(BaseModel):
     """`POST /watchlists`: a name, its rules (each alerts on its own), and where to POST its alerts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     name: _Text
     rules: list[WatchRule] = Field(min_length=1, max_length=20)

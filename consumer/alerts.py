@@ -113,9 +113,14 @@ class AlertStore:
 
     async def create(self, spec: WatchlistIn) -> WatchlistCreated:
         created = WatchlistCreated(
-            **spec.model_dump(), id=uuid.uuid4().hex, created_at=datetime.now(UTC), secret=secrets.token_hex(32)
+            name=spec.name,
+            rules=spec.rules,
+            webhook_url=spec.webhook_url,
+            id=uuid.uuid4().hex,
+            created_at=datetime.now(UTC),
+            secret=secrets.token_hex(32),
         )
-        stored = Watchlist.model_validate(created.model_dump(exclude={"secret"}))
+        stored = Watchlist.model_validate_json(created.model_dump_json(exclude={"secret"}))
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._wl(created.id), mapping={"json": stored.model_dump_json(), "secret": created.secret})
@@ -540,7 +545,11 @@ def _alerts(request: Request) -> AlertStore:
     "/watchlists",
     response_model=WatchlistCreated,
     status_code=201,
-    responses={409: {"model": ErrorBody, "description": "the most watchlists allowed already exist"}, **_UNAVAILABLE},
+    responses={
+        400: {"model": ErrorBody, "description": "the body is not JSON"},
+        409: {"model": ErrorBody, "description": "the most watchlists allowed already exist"},
+        **_UNAVAILABLE,
+    },
 )
 async def create_watchlist(request: Request, spec: WatchlistIn) -> WatchlistCreated:
     """Create a watchlist; the answer carries its webhook signing secret, shown only this once."""
@@ -580,6 +589,24 @@ async def delete_watchlist(request: Request, watchlist_id: WatchlistId) -> Respo
     if not await _alerts(request).delete(watchlist_id):
         raise HTTPException(404, f"no watchlist with id {watchlist_id}")
     return Response(status_code=204)
+
+
+def _refuse(allow: str) -> Any:
+    async def method_not_allowed() -> Response:
+        return Response(
+            b'{"detail":"Method Not Allowed"}', status_code=405, media_type="application/json", headers={"Allow": allow}
+        )
+
+    return method_not_allowed
+
+
+# Two routes share each watchlist path (one per method), and Starlette's 405 would name only the first one's
+# method in `Allow`: these catch the other methods and name every method the path has.
+_OTHER = ["PUT", "PATCH", "OPTIONS", "TRACE"]
+alerts_router.add_api_route("/watchlists", _refuse("GET, POST"), methods=[*_OTHER, "DELETE"], include_in_schema=False)
+alerts_router.add_api_route(
+    "/watchlists/{watchlist_id}", _refuse("GET, DELETE"), methods=[*_OTHER, "POST"], include_in_schema=False
+)
 
 
 @alerts_router.get("/alerts", response_model=list[Alert], responses=_UNAVAILABLE, dependencies=_UTF8)

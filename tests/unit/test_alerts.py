@@ -9,7 +9,7 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from common.alerts import Alert, WatchlistIn, alert_id, burst, poisson_sf, sign, verify
+from common.alerts import Alert, StorySizeRule, WatchlistIn, alert_id, burst, poisson_sf, sign, verify
 from common.messages import SERVER_MESSAGES, AlertMessage
 
 
@@ -72,6 +72,9 @@ def test_watchlist_shape() -> None:
             "webhook_url": "http://127.0.0.1:8080/hook?x=1",
         }
     )
+    assert WatchlistIn.model_validate_json('{"name":"x","rules":[{"kind":"story_size_above","threshold":12.0}]}').rules[
+        0
+    ] == StorySizeRule(kind="story_size_above", threshold=12)
     assert [r.kind for r in spec.rules] == ["entity", "sentiment_below", "story_size_above", "entity_spike"]
     bad = [
         {"name": "x", "rules": []},
@@ -80,6 +83,10 @@ def test_watchlist_shape() -> None:
         {"name": "x", "rules": [{"kind": "sentiment_below", "threshold": -2}]},
         {"name": "x", "rules": [{"kind": "source", "source": "a"}], "webhook_url": "ftp://x"},
         {"name": "x", "rules": [{"kind": "source", "source": "a", "extra": 1}]},
+        {"name": "x", "rules": [{"kind": "story_size_above", "threshold": 12.5}]},
+        {"name": "x", "rules": [{"kind": "story_size_above", "threshold": "12"}]},
+        {"name": "x", "rules": [{"kind": "sentiment_below", "threshold": False}]},
+        {"name": "x", "rules": [{"source": "a"}]},
     ]
     for body in bad:
         with pytest.raises(ValidationError):
