@@ -120,7 +120,7 @@ class StorySizeRule(_Rule):
     """A story's article count rises above the threshold (alerted once per story)."""
 
     kind: Literal["story_size_above"]
-    threshold: Annotated[int, BeforeValidator(_whole), Field(ge=1, le=1_000_000)]
+    threshold: Annotated[int, BeforeValidator(_whole)] = Field(ge=1, le=1_000_000)
 
 
 class EntitySpikeRule(_Rule):
