@@ -18,6 +18,8 @@ const {
   literal, // { id, title, source }: a title that reaches the browser with a literal <script>
   story, // { id, title, sources, articles }: a three-source story the test produces once the view is open
   search, // { uid, english, korean, hostile: { id, query } }: articles indexed in OpenSearch
+  entity, // { id, name, mentions }: named by the story's articles
+  watchlist, // name of a watchlist on that entity, made before the story's articles arrive
 } = params
 
 const FLAGS = [
@@ -189,6 +191,9 @@ try {
   check(await sc.getByText('Updated').isVisible(), 'a live update is marked')
   check(await sc.getByTestId('volume-chart').isVisible(), 'the story has its volume chart')
   result.checks.push('story appears live')
+  // The story's articles matched the watchlist: the alerts arrive live (counted in the nav).
+  await page.getByTestId('alerts-unseen').waitFor({ timeout: 30_000 })
+  const unseenLive = Number(await page.getByTestId('alerts-unseen').innerText())
   await page.screenshot({ path: `${screenshotDir}/stories-1280.png`, fullPage: true })
 
   // After a reload the view (kept in the URL) lists it from GET /stories; in Korean too.
@@ -218,8 +223,10 @@ try {
   const input = page.getByTestId('search-input')
   await input.pressSequentially(search.english.query, { delay: 15 })
   const enHit = searchHit(page, search.english.id)
-  await enHit.waitFor({ timeout: 30_000 })
-  check((await enHit.locator('mark').count()) > 0, 'the English hit has highlighted matches')
+  // The view opened with every article (an empty query, no highlights): wait for the answer to the typed one.
+  await enHit.locator('mark').first().waitFor({ timeout: 30_000 })
+  const enSummary = await page.getByTestId('search-summary').innerText()
+  check(enSummary === '1 article found', `only the English article matches: ${enSummary}`)
   await page.getByTestId('search-facets').waitFor()
   await page.screenshot({ path: `${screenshotDir}/search-en.png`, fullPage: true })
   result.checks.push('search in english')
@@ -255,6 +262,34 @@ try {
   check(/건/.test(summary), `the count is in Korean: ${summary}`)
   await page.screenshot({ path: `${screenshotDir}/search-ko.png`, fullPage: true })
   result.checks.push('search in korean')
+
+  // 8. Entity page: the story's entity chip opens it, with the articles naming it over time.
+  await page.getByTestId('locale-en').click()
+  await page.getByTestId('nav-stories').click()
+  await storyCard(page, story.id).locator(`[data-testid="story-entity"][data-entity-id="${entity.id}"]`).click()
+  await page.getByTestId('entity-name').filter({ hasText: entity.name }).waitFor()
+  let mentions = 0
+  for (let i = 0; i < 100 && mentions < entity.mentions; i++) {
+    const text = (await page.getByTestId('entity-total').innerText().catch(() => '')) || ''
+    mentions = Number(/(\d+)/.exec(text)?.[1] ?? 0)
+    if (mentions < entity.mentions) {
+      await page.waitForTimeout(200)
+      await page.getByTestId('entity-width').selectOption(i % 2 ? '1h' : '15m') // asks again
+    }
+  }
+  check(mentions >= entity.mentions, `the entity's timeline counts its ${entity.mentions} articles (${mentions})`)
+  check(await page.getByTestId('entities').getByTestId('volume-chart').isVisible(), 'the entity timeline chart')
+  await page.screenshot({ path: `${screenshotDir}/entity-en.png`, fullPage: true })
+  result.checks.push('entity page with its timeline')
+
+  // 9. Alerts panel (Korean): the watchlist's alerts, listed from GET /alerts.
+  check(unseenLive >= 1, `alerts counted live in the nav (${unseenLive})`)
+  await page.getByTestId('locale-ko').click()
+  await page.getByTestId('nav-alerts').click()
+  await page.locator('[data-testid="alert"]').filter({ hasText: watchlist }).first().waitFor({ timeout: 20_000 })
+  await page.getByRole('heading', { level: 2, name: '알림' }).waitFor()
+  await page.screenshot({ path: `${screenshotDir}/alerts-ko.png`, fullPage: true })
+  result.checks.push('alerts live and listed')
 
   check(pageErrors.length === 0, `no uncaught page errors: ${pageErrors.join(' | ')}`)
   console.log(`RESULT ${JSON.stringify(result)}`)

@@ -27,6 +27,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from common.kafka import ensure_topics, make_producer
@@ -152,6 +153,19 @@ def _articles(uid: str) -> tuple[RawArticle, RawArticle, bytes, dict[str, dict[s
     return plain, stripped, literal_json, expected
 
 
+BANK = Entity(text="Bank of Korea", type="ORG")
+"""Named by every story and search article: its entity page counts them, a watchlist on it raises alerts."""
+
+
+async def _watch(api: str, name: str, entity: str) -> None:
+    """`POST /watchlists` with one entity rule (no webhook): the consumer alerts on each matching article."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.post(
+            f"{api}/watchlists", json={"name": name, "rules": [{"kind": "entity", "entity": entity}]}
+        )
+    assert answer.status_code in (200, 201), answer.text
+
+
 def _analyzed(
     uid: str, slug: str, title: str, source: str, language: str, sentiment: str = "neutral"
 ) -> AnalyzedArticle:
@@ -168,7 +182,7 @@ def _analyzed(
         sentiment=sentiment,  # type: ignore[arg-type]  # one of SENTIMENTS
         sentiment_score=score,
         keywords=["rates"],
-        entities=[Entity(text="Bank of Korea", type="ORG")],
+        entities=[BANK],
         category="business",
         language=language,
         importance_score=5.0,
@@ -198,7 +212,7 @@ def _story_updates(members: list[AnalyzedArticle]) -> list[StoryUpdate]:
             source_count=len(sources),
             sources=sources,
             languages=languages,
-            entities=[StoryEntity(id="org:bank_of_korea", name="Bank of Korea", type="ORG", count=n)],
+            entities=[StoryEntity(id=BANK.key, name=BANK.display, type=BANK.type, count=n)],
             keywords=["rates"],
             sentiment=SentimentMix(**mix, mean_score=sum(a.analysis.sentiment_score for a in joined) / n),
             timeline=[TimelineBucket(start=first.published_at.replace(minute=0, second=0, microsecond=0), count=n)],
@@ -311,6 +325,8 @@ async def test_dashboard_streams_filters_and_escapes_in_a_real_browser(
     korean = _analyzed(uid, "search-ko", f"삼성전자가 반도체 투자를 늘린다 {uid}", "E2E 서울 일보", "ko", "positive")
     hostile = AnalyzedArticle.model_validate_json(literal_json)
     await _index(search_settings, [english, korean, hostile])
+    watchlist = f"E2E watch {uid}"
+    await _watch(f"http://127.0.0.1:{consumer.port}", watchlist, BANK.key)
     story = {
         "id": members[0].id,
         "title": members[0].title,
@@ -330,6 +346,8 @@ async def test_dashboard_streams_filters_and_escapes_in_a_real_browser(
         **expected,
         "story": story,
         "search": search,
+        "entity": {"id": BANK.key, "name": BANK.display, "mentions": len(members)},
+        "watchlist": watchlist,
     }
     browser = await asyncio.create_subprocess_exec(
         node,
@@ -377,6 +395,8 @@ async def test_dashboard_streams_filters_and_escapes_in_a_real_browser(
         "search highlight is text",
         "facet filters",
         "search in korean",
+        "entity page with its timeline",
+        "alerts live and listed",
     ]
     for name in (
         "dashboard-1280.png",
@@ -386,5 +406,7 @@ async def test_dashboard_streams_filters_and_escapes_in_a_real_browser(
         "stories-ko.png",
         "search-en.png",
         "search-ko.png",
+        "entity-en.png",
+        "alerts-ko.png",
     ):
         assert (ARTIFACTS / name).stat().st_size > 10_000, name
