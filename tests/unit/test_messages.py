@@ -96,6 +96,7 @@ def test_json_schemas_name_every_message() -> None:
         "initial_data",
         "new_analysis",
         "story_update",
+        "alert",
         "lagged",
         "ping",
         "pong",
