@@ -267,7 +267,9 @@ try {
   await page.getByTestId('locale-en').click()
   await page.getByTestId('nav-stories').click()
   await storyCard(page, story.id).locator(`[data-testid="story-entity"][data-entity-id="${entity.id}"]`).click()
-  await page.getByTestId('entity-name').filter({ hasText: entity.name }).waitFor()
+  await page.getByTestId('entity-name').waitFor()
+  const entityName = await page.getByTestId('entity-name').innerText()
+  check(entityName === entity.name, `the entity page is titled with its name: ${entityName}`)
   let mentions = 0
   for (let i = 0; i < 100 && mentions < entity.mentions; i++) {
     const text = (await page.getByTestId('entity-total').innerText().catch(() => '')) || ''

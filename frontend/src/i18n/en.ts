@@ -182,6 +182,7 @@ export default {
   },
   alerts: {
     title: 'Alerts',
+    refresh: 'Refresh',
     explain: 'Matches of the watchlists defined over the API (entities, keywords, sources, sentiment, story size, spikes). New ones arrive live.',
     empty: 'No alerts yet.',
     error: 'Alerts are unavailable right now: {message}',

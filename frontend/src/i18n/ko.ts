@@ -184,6 +184,7 @@ const ko: typeof en = {
   },
   alerts: {
     title: '알림',
+    refresh: '새로 고침',
     explain: 'API로 정의한 관심 목록(개체, 키워드, 매체, 감성, 스토리 규모, 급증)에 맞는 항목입니다. 새 알림은 실시간으로 도착합니다.',
     empty: '아직 알림이 없습니다.',
     error: '지금은 알림을 불러올 수 없습니다: {message}',

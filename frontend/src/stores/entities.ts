@@ -32,6 +32,9 @@ export const useEntitiesStore = defineStore('entities', () => {
     try {
       top.value = await client.topEntities({ window: window.value, limit })
       topError.value = null
+      // An entity opened by id alone (an alert) gets its display name once the list knows it.
+      const named = top.value.find((e) => e.id === selectedId.value)
+      if (named && selectedName.value === selectedId.value) selectedName.value = named.name
     } catch (err) {
       topError.value = toError(err)
     }
