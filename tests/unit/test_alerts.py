@@ -1,16 +1,27 @@
-"""The burst detector, alert ids, webhook signatures and the watchlist shapes (common/alerts.py), without
-services: the detector must stay quiet on flat series and fire on planted surges."""
+"""The burst detector, alert ids, webhook signatures and the watchlist shapes (common/alerts.py): the
+detector must stay quiet on flat series and fire on planted surges. Last, the alert service's article and
+story rules on a real Redis (consumer/alerts.py), each match alerting once."""
 
 from __future__ import annotations
 
 import math
 import random
+from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
 from common.alerts import Alert, StorySizeRule, WatchlistIn, alert_id, burst, poisson_sf, sign, verify
 from common.messages import SERVER_MESSAGES, AlertMessage
+from common.metrics import ConsumerMetrics
+from common.settings import RedisSettings
+from common.timelines import TimelineStore
+from consumer.alerts import AlertService, AlertStore
+from consumer.settings import AlertConfig
+from tests.integration.test_consumer_stories import updates_for
+from tests.integration.test_store import make_article
 
 
 def test_poisson_tail_matches_the_closed_form() -> None:
@@ -111,3 +122,48 @@ def test_alert_message_frame_is_a_server_message() -> None:
     parsed = SERVER_MESSAGES.validate_json(frame)
     assert isinstance(parsed, AlertMessage) and parsed.data == alert
     assert AlertMessage(data=alert).frame() == frame
+
+
+async def test_article_and_story_rules_alert_once(redis: Redis, redis_settings: RedisSettings) -> None:
+    """The service on a real Redis: article rules, story size, each alert once however often it is seen."""
+    prefix, ttl = redis_settings.key_prefix, 3600
+    metrics = ConsumerMetrics.create(CollectorRegistry())
+    alerts = AlertStore(redis, prefix=prefix, ttl_seconds=ttl)
+    service = AlertService(TimelineStore(redis, prefix=prefix, ttl_seconds=ttl), alerts, AlertConfig(), metrics)
+    spec = WatchlistIn.model_validate(
+        {
+            "name": "mixed",
+            "rules": [
+                {"kind": "entity", "entity": "ORG:Acme"},
+                {"kind": "sentiment_below", "threshold": -0.5},
+                {"kind": "source", "source": "lone wire"},
+                {"kind": "story_size_above", "threshold": 2},
+            ],
+        }
+    )
+    created = await alerts.create(spec)
+    now = datetime.now(UTC)
+    articles = [
+        make_article(1, entities=("Acme",), published=now, analyzed=now),
+        make_article(2, score=-0.9, sentiment="negative", source="Lone Wire", published=now, analyzed=now),
+        make_article(3, published=now, analyzed=now),
+    ]
+    updates = updates_for(articles)
+    for _ in range(2):  # the batch, then its re-delivery
+        await service.after_batch(articles, updates)
+    listed = [Alert.model_validate_json(a) for a in await alerts.recent_json(50)]
+    got = sorted((a.rule.kind, a.subject) for a in listed)
+    assert got == sorted(
+        [
+            ("entity", articles[0].id),
+            ("sentiment_below", articles[1].id),
+            ("source", articles[1].id),
+            ("story_size_above", articles[0].id),  # the story's id is its first article's
+        ]
+    )
+    assert all(a.watchlist_id == created.id for a in listed)
+    assert await alerts.recent_json(50, "0" * 32) == []
+    _, streamed = await alerts.read("0-0", block_ms=1)
+    assert len(streamed) == 4
+    assert [w.id for w, _ in await alerts.with_secrets()] == [created.id]
+    assert await alerts.delete(created.id) and not await alerts.delete(created.id)
