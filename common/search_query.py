@@ -129,13 +129,23 @@ def choose_interval(since: datetime, until: datetime) -> Interval:
     return "month"
 
 
+def _utc(value: datetime) -> str:
+    """ISO 8601 in UTC: OpenSearch (Java) refuses offsets beyond +-18:00, which ISO 8601 text may carry."""
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    try:
+        return aware.astimezone(UTC).isoformat()
+    except OverflowError:  # 0001-01-01 at +05:00 is before the first representable UTC instant (or 9999 after it)
+        edge = datetime.min if aware.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC).isoformat()
+
+
 def _filters(p: SearchParams) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     window: dict[str, str] = {}
     if p.since is not None:
-        window["gte"] = p.since.isoformat()
+        window["gte"] = _utc(p.since)
     if p.until is not None:
-        window["lt"] = p.until.isoformat()
+        window["lt"] = _utc(p.until)
     if window:
         out.append({"range": {"published_at": window}})
     if p.source:
@@ -184,8 +194,8 @@ def _histogram(p: SearchParams, now: datetime) -> dict[str, Any]:
         # Empty buckets inside the range too, so a chart shows the gaps.
         histogram["min_doc_count"] = 0
         histogram["extended_bounds"] = {
-            "min": since.isoformat(),
-            "max": (until - timedelta(milliseconds=1)).isoformat(),
+            "min": _utc(since),
+            "max": _utc(until - timedelta(milliseconds=1)),
         }
     return {"date_histogram": histogram, "aggs": volume}
 

@@ -56,6 +56,17 @@ def test_naive_dates_are_utc_and_the_range_is_half_open() -> None:
     assert window == {"gte": T0.isoformat(), "lt": (T0 + timedelta(days=1)).isoformat()}
 
 
+def test_dates_reach_the_engine_in_utc_whatever_their_offset() -> None:
+    # ISO 8601 allows offsets beyond +-18:00 (found by schemathesis); OpenSearch refuses them, so the
+    # query carries UTC, clamped at the calendar's ends.
+    p = SearchParams(
+        since=datetime.fromisoformat("0136-08-26T13:33:49.567882-18:43"),
+        until=datetime.fromisoformat("0001-01-01T00:00:00+05:00"),
+    )
+    window = build_query(p)["query"]["bool"]["filter"][0]["range"]["published_at"]
+    assert window == {"gte": "0136-08-27T08:16:49.567882+00:00", "lt": "0001-01-01T00:00:00+00:00"}
+
+
 @pytest.mark.parametrize(
     ("span", "interval"),
     [(timedelta(hours=5), "hour"), (timedelta(days=20), "hour"), (timedelta(days=30), "day"),
