@@ -318,11 +318,15 @@ class SearchResult(BaseModel):
 def _highlights(raw: dict[str, list[str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for field in _TEXT_FIELDS:
-        # The first analysis that matched (exact words, stems, bigrams) marks the field.
-        for name in (field, f"{field}.en", f"{field}.cjk"):
-            if raw.get(name):
-                out[field] = raw[name]
-                break
+        # Each analysis marks what it matched (exact words, English stems, CJK bigrams): show the one that
+        # marks the most, so "banks" is marked for "bank" and 삼성전자가 for 삼성전자 (ties: exact words).
+        marked = [
+            (sum(f.count(HIGHLIGHT_TAGS[0]) for f in raw[name]), -rank, name)
+            for rank, name in enumerate((field, f"{field}.en", f"{field}.cjk"))
+            if raw.get(name)
+        ]
+        if marked:
+            out[field] = raw[max(marked)[2]]
     return out
 
 

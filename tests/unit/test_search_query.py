@@ -148,3 +148,18 @@ def test_parse_result_pages_and_highlights() -> None:
     # A short page is the last one.
     last = parse_result(p, {"hits": {"total": {"value": 1}, "hits": [_hit(3, 1.0)]}, "aggregations": {}})
     assert last.next_cursor is None
+
+
+def test_the_analysis_that_marks_most_is_shown() -> None:
+    from common.search_query import _highlights
+
+    raw = {
+        "title": ["<mark>Central</mark> banks hold rates"],
+        "title.en": ["<mark>Central</mark> <mark>banks</mark> hold rates"],
+        "content.cjk": ["<mark>삼성전자가</mark> 발표했다"],
+        "content": ["삼성전자가 발표했다"],
+    }
+    shown = _highlights(raw)
+    assert shown == {"title": raw["title.en"], "content": raw["content.cjk"]}
+    # a tie keeps the exact words
+    assert _highlights({"title": ["<mark>a</mark>"], "title.en": ["<mark>b</mark>"]}) == {"title": ["<mark>a</mark>"]}
