@@ -77,6 +77,18 @@ async def opensearch(opensearch_url: str) -> AsyncIterator[AsyncOpenSearch]:
 
 
 @pytest.fixture
+async def search_env(opensearch: AsyncOpenSearch, opensearch_url: str, search_prefix: str) -> dict[str, str]:
+    """Environment that gives a spawned consumer a real OpenSearch (search, and the archive behind /news/{id}),
+    with this test's index already created. A consumer is part of a suite that has OpenSearch: without it,
+    a miss in Redis is 503 (the archive did not answer), not 404."""
+    from common.search_index import ensure_index
+    from common.settings import OpenSearchSettings
+
+    await ensure_index(opensearch, OpenSearchSettings(url=opensearch_url, index_prefix=search_prefix))
+    return {"OPENSEARCH__URL": opensearch_url, "OPENSEARCH__INDEX_PREFIX": search_prefix}
+
+
+@pytest.fixture
 def kafka_settings(infra: Infra, namespace: str) -> KafkaSettings:
     return KafkaSettings(
         bootstrap_servers=infra.bootstrap, partitions=3, linger_ms=5, topics=TopicNames(prefix=f"{namespace}.")

@@ -20,7 +20,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # `make chaos-fuzz`, which set NEWS_LONG_FUZZ=1; the test suite fuzzes every service with a fixed seed
     # in tests/integration instead, so a CI run is repeatable. Elsewhere it is deselected (pytest says so).
     long_fuzz = os.environ.get("NEWS_LONG_FUZZ") == "1"
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         path = str(item.path).replace("\\", "/")
         if "tests/chaos/" in path:

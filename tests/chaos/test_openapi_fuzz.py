@@ -66,8 +66,11 @@ async def _feed(spawn: Callable[..., ServiceProcess], consumer: ServiceProcess) 
 
 
 @pytest.mark.parametrize("service", ["producer", "inference", "consumer"])
-async def test_randomised_schemathesis_run_finds_nothing(service: str, spawn: Callable[..., ServiceProcess]) -> None:
-    env = {"consumer": {}, "producer": {"PRODUCER__POLLING": "false"}, "inference": {"INFERENCE__TIER": "fast"}}
+async def test_randomised_schemathesis_run_finds_nothing(
+    service: str, spawn: Callable[..., ServiceProcess], search_env: dict[str, str]
+) -> None:
+    # The consumer with its OpenSearch (search and the archive behind /news/{id}), as the suite runs it.
+    env = {"consumer": search_env, "producer": {"PRODUCER__POLLING": "false"}, "inference": {"INFERENCE__TIER": "fast"}}
     target = spawn(service, env=env[service])
     if service == "consumer":
         await _feed(spawn, target)

@@ -36,11 +36,11 @@ def corpus_ids(n: int) -> set[str]:
 
 
 async def test_replayed_articles_reach_websocket_and_rest(
-    spawn: Callable[..., ServiceProcess], service_env: dict[str, str]
+    spawn: Callable[..., ServiceProcess], service_env: dict[str, str], search_env: dict[str, str]
 ) -> None:
     expected = corpus_ids(N)
     assert len(expected) >= N - 5
-    consumer = spawn("consumer")
+    consumer = spawn("consumer", env=search_env)
     spawn("worker")
     base = f"http://127.0.0.1:{consumer.port}"
 

@@ -17,14 +17,12 @@ import httpx
 import pytest
 import websockets
 from aiokafka import AIOKafkaProducer
-from opensearchpy import AsyncOpenSearch
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from common.messages import SERVER_MESSAGES
 from common.schemas import STORED, AnalyzedArticle
-from common.search_index import ensure_index
-from common.settings import KafkaSettings, OpenSearchSettings, RedisSettings
+from common.settings import KafkaSettings, RedisSettings
 from common.stats import SentimentCounts, StatsStore, entity_member
 from consumer.main import create_app
 from consumer.settings import ConsumerConfig, ConsumerSettings
@@ -101,14 +99,6 @@ async def assert_silent(ws: Any, seconds: float = 1.0) -> None:
 
 def ws_url(proc: ServiceProcess, query: str = "") -> str:
     return f"ws://127.0.0.1:{proc.port}/ws{query}"
-
-
-@pytest.fixture
-async def search_env(opensearch: AsyncOpenSearch, opensearch_url: str, search_prefix: str) -> dict[str, str]:
-    """Environment that gives a spawned consumer a real OpenSearch (search, and the archive behind /news/{id}),
-    with this test's index already created."""
-    await ensure_index(opensearch, OpenSearchSettings(url=opensearch_url, index_prefix=search_prefix))
-    return {"OPENSEARCH__URL": opensearch_url, "OPENSEARCH__INDEX_PREFIX": search_prefix}
 
 
 # --- one replica: ingest, idempotency, REST, live filters ----------------------------------------

@@ -1,6 +1,6 @@
 // Search highlights as data, never as markup. The API sends fragments with the matches between
-// <mark> and </mark> and everything else HTML-escaped; the page must not trust that escaping with
-// v-html. This splits a fragment on exactly those two tags, decodes the character references the
+// <mark> and </mark> and everything else HTML-escaped; the page must not trust that escaping with a
+// raw-HTML binding. This splits a fragment on exactly those two tags, decodes the character references the
 // escaping produced, and returns plain text segments that templates render with {{ }} (Vue escapes
 // them again). Anything else that looks like a tag stays text, so a fragment carrying a raw
 // <script> shows the characters "<script>" and runs nothing.
