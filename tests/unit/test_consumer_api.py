@@ -12,8 +12,8 @@ from pydantic import SecretStr
 
 from common.store import CURSOR_PATTERNS, _encode_cursor
 from consumer.api import BUCKET_PATTERN, WINDOW_PATTERN, seconds
-from consumer.ranking import TOP_CURSOR_PATTERN
 from consumer.main import create_app
+from consumer.ranking import TOP_CURSOR_PATTERN
 from consumer.settings import ConsumerSettings
 
 pytestmark = pytest.mark.unit
