@@ -412,7 +412,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "",
         f"Labelled pairs of real articles (training/stories/dedup_pairs.tsv): evaluation split {p['eval']['total']} "
         f"pairs, {p['eval']['duplicates']} duplicates; the threshold ({result['threshold']:.2f}) was chosen on the "
-        f"dev split ({p['dev']['total']} pairs, {p['dev']['duplicates']} duplicates).",
+        f"dev split ({p['dev']['total']} pairs, {p['dev']['duplicates']} duplicates); who labelled them and how: "
+        "training/stories/README_dedup.md (`python -m training.eval_dedup`).",
         "",
         "| method | precision | recall | F1 | tp | fp | fn | tn |",
         "|---|---|---|---|---|---|---|---|",
