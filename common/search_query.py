@@ -53,7 +53,9 @@ HIGHLIGHT_CHARS = 2_000
 QUERY_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 # A page cursor is the last hit's sort values, `<score>_<published_at ms>_<id>`: readable, safe in a URL as it
 # is, and exactly described by this pattern (any string of this shape is a cursor the route accepts).
-CURSOR_PATTERN = r"^[0-9]{1,20}(\.[0-9]{1,20})?(e-?[0-9]{1,3})?_-?[0-9]{1,15}_[0-9a-f]{32}$"
+# Scores are Lucene floats (32-bit): their exponent has at most two digits. Three would let a cursor carry a
+# double that reads as infinity, which OpenSearch refuses (found by schemathesis): every match is finite.
+CURSOR_PATTERN = r"^[0-9]{1,20}(\.[0-9]{1,20})?(e-?[0-9]{1,2})?_-?[0-9]{1,15}_[0-9a-f]{32}$"
 HIGHLIGHT_TAGS = ("<mark>", "</mark>")
 MAX_BUCKETS = 500  # of the histogram when the range is known; wider ranges get wider buckets
 _AUTO_BUCKETS = 60  # target of the histogram when the range is open (the engine picks the width)

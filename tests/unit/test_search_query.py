@@ -163,3 +163,14 @@ def test_the_analysis_that_marks_most_is_shown() -> None:
     assert shown == {"title": raw["title.en"], "content": raw["content.cjk"]}
     # a tie keeps the exact words
     assert _highlights({"title": ["<mark>a</mark>"], "title.en": ["<mark>b</mark>"]}) == {"title": ["<mark>a</mark>"]}
+
+
+def test_every_cursor_the_pattern_admits_is_finite() -> None:
+    import math
+
+    from common.search_query import CURSOR_PATTERN, decode_cursor
+
+    largest = "9" * 20 + "." + "9" * 20 + "e99_-1_" + "a" * 32
+    assert math.isfinite(decode_cursor(largest)[0])
+    assert re.fullmatch(CURSOR_PATTERN, "77780295.9019947725e799_-8257886498449_" + "5c" * 16) is None
+    assert math.isfinite(decode_cursor("1.5e-45_0_" + "b" * 32)[0])
