@@ -66,13 +66,13 @@ from common.errors import StoreError
 from common.kafka import send_dead_letter
 from common.messages import AlertMessage
 from common.metrics import ConsumerMetrics
-from common.retry import until_up
 from common.schemas import AnalyzedArticle, DeadLetter
 from common.store import normalise
 from common.stories import StoryUpdate
 from common.timelines import BUCKETS, SubjectKind, TimelineStore, bucket_start, counted_at
 from common.topics import Topics
 from consumer.api import _UNAVAILABLE, _UTF8, ErrorBody
+from consumer.live import tail
 from consumer.settings import AlertConfig
 
 __all__ = [
@@ -520,15 +520,12 @@ class AlertRelay(Protocol):
 
 async def fan_out_alerts(store: AlertStore, relay: AlertRelay) -> None:
     """Relay raised alerts to this replica's clients as `alert` frames, for ever, from the newest at start."""
-    position: str | None = None
-    while True:
-        async for attempt in until_up("reading the alert stream", on=(StoreError,), initial=0.5, logger=log):
-            with attempt:
-                if position is None:
-                    position = await store.last_position()
-                position, alerts = await store.read(position, block_ms=5_000)
-                for alert in alerts:
-                    relay.broadcast_alert(AlertMessage.frame_raw(alert))
+    await tail(
+        "the alert stream",
+        store.last_position,
+        lambda position: store.read(position, block_ms=5_000),
+        lambda alert: relay.broadcast_alert(AlertMessage.frame_raw(alert)),
+    )
 
 
 # --- routes -------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
 from common.errors import StoreError
 from common.messages import InitialData, StoryUpdateMessage
@@ -18,7 +19,19 @@ from common.retry import until_up
 from common.store import ArticleFilters, ArticleStore, StoredEvent, stream_id
 from common.story_store import StoryStore
 
-__all__ = ["Relay", "StoryRelay", "fan_out", "fan_out_stories", "initial_data", "missed", "snapshot", "sweep"]
+__all__ = [
+    "Relay",
+    "StoryRelay",
+    "fan_out",
+    "fan_out_stories",
+    "initial_data",
+    "missed",
+    "snapshot",
+    "sweep",
+    "tail",
+]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -105,23 +118,38 @@ async def fan_out(store: ArticleStore, relay: Relay) -> None:
                 relay.advance(position)
 
 
-async def fan_out_stories(stories: StoryStore, relay: StoryRelay) -> None:
-    """Relay stored story updates to this replica's clients as `story_update` frames, for ever, from the
-    newest at start (story updates are live only: `GET /stories` has the state); a Redis outage is waited
-    out and the relay continues from where it was."""
+async def tail(
+    what: str,
+    start: Callable[[], Awaitable[str]],
+    read: Callable[[str], Awaitable[tuple[str, Sequence[T]]]],
+    deliver: Callable[[T], None],
+) -> None:
+    """Follow a Redis stream from `start()` (its newest position) for ever, handing each entry to `deliver`
+    in stream order; a Redis outage is waited out and reading continues from where it was."""
     position: str | None = None
     while True:
-        async for attempt in until_up("reading the story stream", on=(StoreError,), initial=0.5, logger=log):
+        async for attempt in until_up(f"reading {what}", on=(StoreError,), initial=0.5, logger=log):
             with attempt:
                 if position is None:
-                    position = await stories.last_position()
-                position, events = await stories.read_events(position, block_ms=5_000)
-                for event in events:
-                    relay.broadcast_story(
-                        StoryUpdateMessage.frame_raw(
-                            event.story_json, event.article_id, created=event.created, duplicate_of=event.duplicate_of
-                        )
-                    )
+                    position = await start()
+                position, items = await read(position)
+                for item in items:
+                    deliver(item)
+
+
+async def fan_out_stories(stories: StoryStore, relay: StoryRelay) -> None:
+    """Relay stored story updates to this replica's clients as `story_update` frames, from the newest at
+    start (story updates are live only: `GET /stories` has the state)."""
+    await tail(
+        "the story stream",
+        stories.last_position,
+        lambda position: stories.read_events(position, block_ms=5_000),
+        lambda event: relay.broadcast_story(
+            StoryUpdateMessage.frame_raw(
+                event.story_json, event.article_id, created=event.created, duplicate_of=event.duplicate_of
+            )
+        ),
+    )
 
 
 async def sweep(store: ArticleStore, interval: float, stories: StoryStore | None = None) -> None:

@@ -13,4 +13,4 @@ opensearch-down: ## stop OpenSearch
 reindex: ## rebuild the search index from news.analyzed (fresh consumer group, earliest offset; docs/SEARCH.md)
 	$(PY) -m indexer.reindex
 bench-indexing: ## bulk-indexing throughput and index size per article on real texts (docs/SEARCH.md)
-	$(PY) -m indexer.bench --articles 20000
+	$(PY) -m bench.indexing --articles 20000

@@ -1,6 +1,6 @@
 """`make bench-indexing`: bulk-indexing throughput and index size per article, on real article texts.
 
-    python -m indexer.bench [--articles 20000] [--batch-size 500]
+    python -m bench.indexing [--articles 20000] [--batch-size 500]
 
 Real texts (`producer.corpus.read_corpus()`, cycled with a new URL (a new id) per copy when more are asked for than
 the corpus holds) with plausible analysis fields (sentiment, keywords, entities) are produced to a fresh topic;

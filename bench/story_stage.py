@@ -1,4 +1,4 @@
-"""`python -m stream_worker.story_bench [N]`: CPU per article and resident memory of the story stage's batch
+"""`python -m bench.story_stage [N]`: CPU per article and resident memory of the story stage's batch
 function over N articles (real corpus texts, synthetic clustered 384-d embeddings; no Kafka, no Redis write
 except one checkpoint at the end, timed apart). Run with OPENBLAS_NUM_THREADS=1 (the stage is one thread)."""
 
