@@ -14,12 +14,13 @@ from datetime import timedelta
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from common.metrics import StoryMetrics
 from common.schemas import Analysis, AnalyzedArticle, RawArticle
 from common.settings import TopicNames
 from common.topics import Topics
 from common.vectors import pack
 from stream_worker.processing import story_input_copy
-from stream_worker.story_stage import StageConfig, StoryMetrics, StoryRecord, StoryStage, process_story_batch
+from stream_worker.story_stage import StageConfig, StoryRecord, StoryStage, process_story_batch
 
 __all__ = ["main"]
 

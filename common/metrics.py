@@ -17,6 +17,7 @@ __all__ = [
     "ConsumerMetrics",
     "InferenceMetrics",
     "ProducerMetrics",
+    "StoryMetrics",
     "WorkerMetrics",
     "render",
 ]
@@ -180,5 +181,60 @@ class ConsumerMetrics:
                 "Alert webhook deliveries: ok, retried (one failed attempt), failed (dead-lettered)",
                 ["result"],
                 registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class StoryMetrics:
+    """The stream worker's story stage (stream_worker/story_stage.py), on the worker's registry."""
+
+    created: Counter
+    updated: Counter
+    duplicates: Counter
+    closed: Counter
+    skipped: Counter
+    dead_lettered: Counter
+    latency: Histogram
+    working_set: Gauge
+    signatures: Gauge
+    checkpoints: Counter
+    replayed: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> StoryMetrics:
+        return cls(
+            created=Counter("news_story_created", "Stories started", ["language"], registry=registry),
+            updated=Counter(
+                "news_story_updated", "Articles that joined an existing story", ["language"], registry=registry
+            ),
+            duplicates=Counter(
+                "news_story_duplicates",
+                "Near-duplicate articles linked to an original",
+                ["language"],
+                registry=registry,
+            ),
+            closed=Counter(
+                "news_story_closed", "Stories closed (idle past the window or evicted)", ["reason"], registry=registry
+            ),
+            skipped=Counter(
+                "news_story_skipped", "Articles the story stage could not compare", ["reason"], registry=registry
+            ),
+            dead_lettered=Counter(
+                "news_story_dead_lettered", "Story-stage records sent to the DLQ", ["reason"], registry=registry
+            ),
+            latency=Histogram(
+                "news_story_stage_duration_seconds",
+                "Time to assign and produce one story-stage batch",
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+                registry=registry,
+            ),
+            working_set=Gauge("news_story_working_set", "Open stories held in memory", ["language"], registry=registry),
+            signatures=Gauge(
+                "news_story_signatures", "Articles held for near-duplicate checks", ["language"], registry=registry
+            ),
+            checkpoints=Counter("news_story_checkpoints", "Story-state checkpoints", ["result"], registry=registry),
+            replayed=Counter(
+                "news_story_replayed", "Committed records re-read to rebuild state after a restart", registry=registry
             ),
         )

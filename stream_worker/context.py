@@ -33,13 +33,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from mode import Service
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from common.metrics import WorkerMetrics
+from common.metrics import StoryMetrics, WorkerMetrics
 from common.redis_client import open_redis
 from common.stats import StatsStore
 from common.topics import Topics
 from stream_worker.analysis import Analyzer, HttpAnalyzer, InProcessAnalyzer, RetryPolicy
 from stream_worker.settings import WorkerSettings
-from stream_worker.story_stage import StageConfig, StoryMetrics, StoryStage
+from stream_worker.story_stage import StageConfig, StoryStage
 
 __all__ = ["ContextService", "WorkerContext", "make_analyzer", "process_registry"]
 

@@ -62,11 +62,11 @@ from typing import Any
 
 import orjson
 from aiokafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common.errors import InvalidMessage
+from common.metrics import StoryMetrics
 from common.retry import until_up
 from common.schemas import AnalyzedArticle, DeadLetter
 from common.stories import Story, StoryUpdate
@@ -81,7 +81,6 @@ __all__ = [
     "Replay",
     "Send",
     "StageConfig",
-    "StoryMetrics",
     "StoryOutcome",
     "StoryRecord",
     "StoryStage",
@@ -110,59 +109,6 @@ class StoryRecord:
 
 # replay(partition, start, end): the records of that partition at offsets start <= offset < end, in order.
 Replay = Callable[[int, int, int], Awaitable[Sequence[StoryRecord]]]
-
-
-@dataclass(frozen=True)
-class StoryMetrics:
-    created: Counter
-    updated: Counter
-    duplicates: Counter
-    closed: Counter
-    skipped: Counter
-    dead_lettered: Counter
-    latency: Histogram
-    working_set: Gauge
-    signatures: Gauge
-    checkpoints: Counter
-    replayed: Counter
-
-    @classmethod
-    def create(cls, registry: CollectorRegistry) -> StoryMetrics:
-        return cls(
-            created=Counter("news_story_created", "Stories started", ["language"], registry=registry),
-            updated=Counter(
-                "news_story_updated", "Articles that joined an existing story", ["language"], registry=registry
-            ),
-            duplicates=Counter(
-                "news_story_duplicates",
-                "Near-duplicate articles linked to an original",
-                ["language"],
-                registry=registry,
-            ),
-            closed=Counter(
-                "news_story_closed", "Stories closed (idle past the window or evicted)", ["reason"], registry=registry
-            ),
-            skipped=Counter(
-                "news_story_skipped", "Articles the story stage could not compare", ["reason"], registry=registry
-            ),
-            dead_lettered=Counter(
-                "news_story_dead_lettered", "Story-stage records sent to the DLQ", ["reason"], registry=registry
-            ),
-            latency=Histogram(
-                "news_story_stage_duration_seconds",
-                "Time to assign and produce one story-stage batch",
-                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-                registry=registry,
-            ),
-            working_set=Gauge("news_story_working_set", "Open stories held in memory", ["language"], registry=registry),
-            signatures=Gauge(
-                "news_story_signatures", "Articles held for near-duplicate checks", ["language"], registry=registry
-            ),
-            checkpoints=Counter("news_story_checkpoints", "Story-state checkpoints", ["result"], registry=registry),
-            replayed=Counter(
-                "news_story_replayed", "Committed records re-read to rebuild state after a restart", registry=registry
-            ),
-        )
 
 
 @dataclass(frozen=True)

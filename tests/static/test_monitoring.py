@@ -13,7 +13,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from common.metrics import ConsumerMetrics, InferenceMetrics, ProducerMetrics, WorkerMetrics
+from common.metrics import ConsumerMetrics, InferenceMetrics, ProducerMetrics, StoryMetrics, WorkerMetrics
 from indexer.metrics import IndexerMetrics
 from tests.static.tools import MONITORING, ROOT, run, tool
 
@@ -42,7 +42,7 @@ def promtool() -> str:
 def declared_series() -> set[str]:
     """Every sample name the services can expose (counters' _total, histograms' _bucket, ...)."""
     registry = CollectorRegistry()
-    for container in (ProducerMetrics, InferenceMetrics, WorkerMetrics, ConsumerMetrics, IndexerMetrics):
+    for container in (ProducerMetrics, InferenceMetrics, WorkerMetrics, StoryMetrics, ConsumerMetrics, IndexerMetrics):
         container.create(registry)
     names = set()
     for family in registry.collect():
@@ -131,7 +131,7 @@ def test_guide_explains_every_alert_and_metric() -> None:
             runbook = rule["annotations"]["runbook"]
             assert runbook.split("#")[1] in anchors and (ROOT / runbook.split("#")[0]).is_file()
     registry = CollectorRegistry()
-    for container in (ProducerMetrics, InferenceMetrics, WorkerMetrics, ConsumerMetrics):
+    for container in (ProducerMetrics, InferenceMetrics, WorkerMetrics, StoryMetrics, ConsumerMetrics, IndexerMetrics):
         container.create(registry)
     for family in registry.collect():
         shown = family.name + ("_total" if family.type == "counter" else "")

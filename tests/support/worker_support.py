@@ -141,7 +141,8 @@ async def story_reference(articles: list[AnalyzedArticle], topics: Any) -> list[
     """The story updates the stage's batch function gives for these articles in this order, in one process."""
     from prometheus_client import CollectorRegistry
 
-    from stream_worker.story_stage import StoryMetrics, StoryRecord, StoryStage, process_story_batch
+    from common.metrics import StoryMetrics
+    from stream_worker.story_stage import StoryRecord, StoryStage, process_story_batch
 
     stage = StoryStage(topics=topics, redis=None, key_prefix="ref:", metrics=StoryMetrics.create(CollectorRegistry()))
     sent: list[bytes] = []

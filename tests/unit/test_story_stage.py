@@ -18,6 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from common.metrics import StoryMetrics
 from common.schemas import Analysis, AnalyzedArticle, DeadLetter, Entity, RawArticle
 from common.settings import KafkaSettings, TopicNames
 from common.stories import StoryUpdate
@@ -28,7 +29,7 @@ from stream_worker.context import WorkerContext
 from stream_worker.processing import process_batch
 from stream_worker.settings import WorkerConfig, WorkerSettings
 from stream_worker.stories.cluster import ClusterConfig
-from stream_worker.story_stage import StageConfig, StoryMetrics, StoryRecord, StoryStage, process_story_batch
+from stream_worker.story_stage import StageConfig, StoryRecord, StoryStage, process_story_batch
 
 pytestmark = pytest.mark.unit
 
