@@ -62,25 +62,26 @@ def _articles(ids: set[str]) -> dict[str, RawArticle]:
     return found
 
 
-def _analyses(articles: Sequence[RawArticle]) -> list[Analysis]:
-    """The engine's analysis of each article (cached on disk by article id only when STORIES_CACHE is set)."""
+def _analyse(articles: Sequence[RawArticle]) -> list[Analysis]:
+    """The engine's analysis of each article, in batches of 32."""
     from inference.core import Core, CoreSettings, item_of
 
+    core = Core(CoreSettings())
+    return [
+        a
+        for start in range(0, len(articles), 32)
+        for a in core.analyze([item_of(x) for x in articles[start : start + 32]])
+    ]
+
+
+def _analyses(articles: Sequence[RawArticle]) -> list[Analysis]:
+    """`_analyse`, cached on disk by article id only when STORIES_CACHE is set."""
     if CACHE is None:
-        core = Core(CoreSettings())
-        return [
-            a
-            for start in range(0, len(articles), 32)
-            for a in core.analyze([item_of(x) for x in articles[start : start + 32]])
-        ]
+        return _analyse(articles)
     CACHE.mkdir(parents=True, exist_ok=True)
     todo = [a for a in articles if not (CACHE / f"{a.id}.json").exists()]
-    if todo:
-        core = Core(CoreSettings())
-        for start in range(0, len(todo), 32):
-            batch = todo[start : start + 32]
-            for article, analysis in zip(batch, core.analyze([item_of(a) for a in batch]), strict=True):
-                (CACHE / f"{article.id}.json").write_text(analysis.model_dump_json(), encoding="utf-8")
+    for article, analysis in zip(todo, _analyse(todo) if todo else [], strict=True):
+        (CACHE / f"{article.id}.json").write_text(analysis.model_dump_json(), encoding="utf-8")
     return [Analysis.model_validate_json((CACHE / f"{a.id}.json").read_text(encoding="utf-8")) for a in articles]
 
 
