@@ -30,6 +30,7 @@ from common.topics import Topics
 from common.webapp import bearer_auth, configure_logging, install_error_handlers
 from consumer.alerts import AlertService, AlertStore, WebhookSender, alerts_router, fan_out_alerts
 from consumer.api import NEXT_CURSOR_HEADER, UNAUTHORIZED, ops, router
+from consumer.export import export_router
 from consumer.ingest import Ingestor
 from consumer.live import fan_out, fan_out_stories, sweep
 from consumer.search import Archive, search_router
@@ -156,7 +157,7 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
         app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))], responses=UNAUTHORIZED)
     # Search (consumer/search.py), timelines and watchlists/alerts (consumer/timelines.py, consumer/alerts.py),
     # behind the same optional bearer token as the other data routes (watchlist writes included).
-    for extra in (search_router, timeline_router, alerts_router):
+    for extra in (search_router, timeline_router, alerts_router, export_router):
         if settings.api_token is None:
             app.include_router(extra)
         else:
