@@ -1,14 +1,19 @@
-"""Windowed statistics published by the stream worker and served by the consumer (`/stats`, `/trends`).
+"""Windowed statistics counted by the stream worker and served by the consumer (`/stats`, `/trends`).
 
-The stream worker keeps the authoritative counts in faust windowed tables (with changelogs) and
-publishes each window's current value here; the consumer only reads. Every write is an absolute
-value (the table's), never an increment, so publishing the same window twice is harmless.
+Counting is exactly once per article: `StatsStore.count()` runs one Lua script per article that first sets a
+marker `stats:counted:{article id}` (SET NX, `COUNTED_TTL_S`) and only when the marker is new adds the article
+to its windows, all atomically inside Redis. A batch Kafka redelivers after a crash or a rebalance, or an article
+analysed again, finds its marker and counts nothing. (The counts used to live in faust windowed tables fed by two
+re-keyed internal topics: at-least-once, so a redelivered batch counted twice, and a fresh worker showed no
+trends until its table partitions were assigned.) A redelivery later than `COUNTED_TTL_S` would count again;
+Kafka redelivers within a rebalance, minutes at most.
 
 Windows (seconds since the epoch, UTC; event time is the article's `analyzed_at`):
   sentiment  tumbling, `SENTIMENT_WINDOW_S` (5 minutes), per source
   trends     hopping, `TREND_WINDOW_S` (15 minutes) long, a new one every `TREND_STEP_S` (1 minute)
 
 Layout (every key under the configured `REDIS__KEY_PREFIX`, e.g. `news:`):
+  stats:counted:{article id}         string      marker of an article already counted; expires `COUNTED_TTL_S`
   stats:sentiment:windows            sorted set  member and score: window start (epoch s) of every
                                                  sentiment window that has data; pruned past the TTL
   stats:sentiment:{start}            hash        field: source -> JSON `SentimentCounts`
@@ -39,6 +44,7 @@ from redis.exceptions import RedisError
 from common.errors import StoreError
 
 __all__ = [
+    "COUNTED_TTL_S",
     "SENTIMENT_WINDOW_S",
     "TREND_STEP_S",
     "TREND_TTL_S",
@@ -49,6 +55,7 @@ __all__ = [
     "TermKind",
     "TrendItem",
     "TrendsSnapshot",
+    "WindowedArticle",
     "entity_member",
 ]
 
@@ -56,6 +63,33 @@ SENTIMENT_WINDOW_S = 300
 TREND_WINDOW_S = 900
 TREND_STEP_S = 60
 TREND_TTL_S = 3_600
+COUNTED_TTL_S = 24 * 3_600
+_LABELS = ("positive", "neutral", "negative")
+
+# KEYS: marker, sentiment hash, sentiment index, then one trends key per (kind, window) named in ARGV.
+# ARGV: marker ttl, source, label, score, sentiment expire-at, sentiment window start, index prune-below,
+#       then per trends key (KEYS[4..]): its expire-at, its term count n, and n terms.
+_COUNT_ONCE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+local raw = redis.call('HGET', KEYS[2], ARGV[2])
+local c
+if raw then c = cjson.decode(raw) else c = {positive = 0, neutral = 0, negative = 0, score_sum = 0} end
+c[ARGV[3]] = (c[ARGV[3]] or 0) + 1
+c['score_sum'] = (c['score_sum'] or 0) + tonumber(ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(c))
+redis.call('EXPIREAT', KEYS[2], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[7])
+local a = 8
+for k = 4, #KEYS do
+  local expire_at = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  for i = 1, n do redis.call('ZINCRBY', KEYS[k], 1, ARGV[a + 1 + i]) end
+  redis.call('EXPIREAT', KEYS[k], expire_at)
+  a = a + 2 + n
+end
+return 1
+"""
 
 TermKind = Literal["keyword", "entity"]
 
@@ -122,6 +156,18 @@ class TrendsSnapshot(_Frozen):
     entities: list[TrendItem] = Field(default_factory=list)
 
 
+class WindowedArticle(_Frozen):
+    """What the statistics need of one analysed article (`stream_worker.stats` builds it)."""
+
+    id: str
+    source: str
+    at: float  # event time: analyzed_at, epoch seconds
+    sentiment: str
+    score: float
+    keywords: tuple[str, ...] = ()  # trends members, each once (casefolded keywords)
+    entities: tuple[str, ...] = ()  # `entity_member()` strings, each once
+
+
 def entity_member(text: str, entity_type: str) -> str:
     """How an entity is named inside a trends key (and in the worker's table key)."""
     return f"{entity_type}:{text}"
@@ -155,6 +201,50 @@ class StatsStore:
         return f"{self._prefix}stats:trends:{kind}:{start}"
 
     # -- write side (stream worker) -----------------------------------------------------------------
+
+    def counted_key(self, article_id: str) -> str:
+        return f"{self._prefix}stats:counted:{article_id}"
+
+    async def count(self, articles: list[WindowedArticle], *, now: float | None = None) -> int:
+        """Add each article to its windows unless it was counted before (see the module docstring): one
+        round trip for the batch, each article atomic. Returns how many were new."""
+        if not articles:
+            return 0
+        current = time.time() if now is None else now
+        script = self._redis.register_script(_COUNT_ONCE)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for article in articles:
+                    keys, args = self._count_call(article, current)
+                    await script(keys=keys, args=args, client=pipe)
+                results = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"could not count {len(articles)} articles into the statistics: {exc}") from exc
+        return sum(int(r) for r in results)
+
+    def _count_call(self, article: WindowedArticle, now: float) -> tuple[list[str], list[str | int | float]]:
+        start = int(article.at // SENTIMENT_WINDOW_S) * SENTIMENT_WINDOW_S
+        label = article.sentiment if article.sentiment in _LABELS else "neutral"
+        keys = [self.counted_key(article.id), self.sentiment_key(start), self.sentiment_index_key]
+        args: list[str | int | float] = [
+            COUNTED_TTL_S,
+            article.source,
+            label,
+            repr(float(article.score)),
+            int(max(start + SENTIMENT_WINDOW_S, now) + self._ttl),
+            start,
+            repr(now - self._ttl - SENTIMENT_WINDOW_S),
+        ]
+        # Every hopping window that holds the event: starts from (minute - 14 steps) to the event's minute.
+        last = int(article.at // TREND_STEP_S) * TREND_STEP_S
+        starts = range(last - TREND_WINDOW_S + TREND_STEP_S, last + 1, TREND_STEP_S)
+        for kind, terms in (("keyword", article.keywords), ("entity", article.entities)):
+            if not terms:
+                continue
+            for window in starts:
+                keys.append(self.trends_key(kind, window))  # type: ignore[arg-type]
+                args += [int(max(window + TREND_WINDOW_S, now) + TREND_TTL_S), len(terms), *terms]
+        return keys, args
 
     async def put_sentiment(self, window_start: datetime | float, source: str, counts: SentimentCounts) -> None:
         """Set (not add) one source's tally of the 5-minute window starting at `window_start`."""

@@ -7,8 +7,8 @@ starts before them would sit with no partitions assigned until its next metadata
 import asyncio
 
 import stream_worker.agents  # noqa: F401  (registers the agents)
+import stream_worker.stats  # noqa: F401  (registers the statistics agent)
 import stream_worker.story_agents  # noqa: F401  (registers the story stage's agent)
-import stream_worker.tables  # noqa: F401  (registers the tables and their agents)
 import stream_worker.views  # noqa: F401  (registers the web views)
 from common.kafka import ensure_topics, wait_for_kafka
 from common.topics import Topics

@@ -1,4 +1,5 @@
-"""Window tables: analysed articles with chosen timestamps give the expected per-window counts."""
+"""Windowed statistics: analysed articles with chosen timestamps give the expected per-window counts, once each
+however often Kafka delivers them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 
 from common.schemas import Analysis, AnalyzedArticle, Entity, RawArticle
 from common.settings import KafkaSettings, RedisSettings
-from common.stats import StatsStore
+from common.stats import StatsStore, WindowedArticle
 from harness.processes import ServiceProcess
 from tests.support.worker_support import produce
 
@@ -85,7 +86,22 @@ async def test_sentiment_and_trend_windows(
     assert [(t.term, t.count) for t in trends.keywords] == [("kafka", 2), ("redis", 1)]
     assert [(t.term, t.type, t.count) for t in trends.entities] == [("Apache", "ORG", 2)]
 
-    # the same numbers through the worker's faust web views
+    # Kafka delivers the whole batch again (a crash before the commit, a rebalance): nothing counts twice. A new
+    # article produced after the repeats shows when the worker has read past them.
+    again = [*articles, analysed(7, "delta", base + 30, "positive", 0.5)]
+    await produce(
+        kafka_settings,
+        kafka_settings.topics.analyzed_topic,
+        [(a.id.encode(), a.model_dump_json().encode()) for a in again],
+    )
+    deadline = time.monotonic() + 60
+    while not await store.sentiment(base, base + 600, source="delta"):
+        assert time.monotonic() < deadline, "the article after the repeated batch was never counted"
+        await asyncio.sleep(0.5)
+    assert [b.count for b in await store.sentiment(base, base + 600)] == [4, 1]
+    assert [(t.term, t.count) for t in (await store.trends(now=time.time())).keywords] == [("kafka", 2), ("redis", 1)]
+
+    # the same numbers through the worker's web views
     web = f"http://127.0.0.1:{worker.port}"
     async with httpx.AsyncClient(base_url=web, timeout=10) as client:
         windows = (await client.get("/stats/sentiment/")).json()["windows"]
@@ -93,3 +109,22 @@ async def test_sentiment_and_trend_windows(
         assert alpha == {float(base): 2, float(base + 300): 1}
         terms = (await client.get("/stats/trends/")).json()["terms"]
         assert {"key": "keyword:kafka", "count": 2} in terms
+
+
+async def test_count_is_once_per_article(redis: Redis, redis_settings: RedisSettings) -> None:
+    store = StatsStore(redis, prefix=f"{redis_settings.key_prefix}once:")
+    at = time.time()
+    first = WindowedArticle(id="a1", source="alpha", at=at, sentiment="positive", score=0.5, keywords=("kafka",))
+    second = WindowedArticle(id="a2", source="alpha", at=at, sentiment="weird", score=-0.1, entities=("ORG:Acme",))
+    assert await store.count([first, second]) == 2
+    # redelivered, and re-analysed later with another label: neither counts again
+    assert await store.count([first, second, first.model_copy(update={"sentiment": "negative", "at": at + 60})]) == 0
+    [bucket] = await store.sentiment(at - 300, at + 300)
+    assert (bucket.positive, bucket.neutral, bucket.negative, bucket.count) == (1, 1, 0, 2)  # unknown -> neutral
+    assert bucket.mean_score == pytest.approx(0.2)
+    trends = await store.trends(now=at)
+    assert [(t.term, t.count) for t in trends.keywords] == [("kafka", 1)]
+    assert [(t.term, t.type, t.count) for t in trends.entities] == [("Acme", "ORG", 1)]
+    # the article is in every 15-minute window that holds its minute, and in no other
+    assert (await store.trends(now=at + 14 * 60)).keywords[0].count == 1
+    assert not (await store.trends(now=at + 15 * 60)).keywords
