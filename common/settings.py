@@ -26,6 +26,7 @@ __all__ = [
     "ServiceSettings",
     "TopicNames",
     "secret_placeholders",
+    "split_tokens",
 ]
 
 # Values that stand in for a secret in templates and defaults (compared stripped and lower-cased).
@@ -107,13 +108,49 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
+    # API access (README "Security"). Comma-separated token lists, several of each so a token can be rotated
+    # without downtime: read tokens reach the REST reads and WebSocket tickets, write tokens also the writes
+    # (push, fetch-now, watchlists). API_TOKEN is the older single token and counts as one write token
+    # (deprecated). None set = the APIs are open, which the services log loudly at start-up.
+    api_read_tokens: SecretStr | None = None
+    api_write_tokens: SecretStr | None = None
     api_token: SecretStr | None = None
+    # Write requests per second each client (token, or address without one) may make, with bursts of up to
+    # `api_write_burst`; beyond it 429 with Retry-After. Counted per process (see README "Security"); 0 = off.
+    api_write_rate: float = Field(default=20.0, ge=0)
+    api_write_burst: int = Field(default=100, ge=1)
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"])
+
+    def read_tokens(self) -> tuple[SecretStr, ...]:
+        """Every token that may read: the read tokens, and the write tokens (a writer may also read)."""
+        return (*split_tokens(self.api_read_tokens), *self.write_tokens())
+
+    def write_tokens(self) -> tuple[SecretStr, ...]:
+        """Every token that may write: API_WRITE_TOKENS and the deprecated API_TOKEN."""
+        legacy = (self.api_token,) if self.api_token is not None and self.api_token.get_secret_value().strip() else ()
+        return (*split_tokens(self.api_write_tokens), *legacy)
+
+    def client_token(self) -> SecretStr | None:
+        """The token this service presents when it calls another service of the suite (the worker calling the
+        inference service): the first read token (least privilege), else the first write token, else None."""
+        tokens = (*split_tokens(self.api_read_tokens), *self.write_tokens())
+        return tokens[0] if tokens else None
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
         if self.environment in {"staging", "production"}:
             names = secret_placeholders(self)
+            # A token list is refused when any of its tokens is a placeholder (`real-one,change-me`).
+            names += [
+                env
+                for env, value in (
+                    ("API_READ_TOKENS", self.api_read_tokens),
+                    ("API_WRITE_TOKENS", self.api_write_tokens),
+                )
+                if value is not None
+                and env not in names
+                and any(t.get_secret_value().lower() in PLACEHOLDERS for t in split_tokens(value))
+            ]
             if names:
                 raise ConfigError(
                     f"{', '.join(names)}: placeholder secret outside local/test; set a real value or leave it unset"
@@ -134,6 +171,13 @@ def _secrets(value: object, env: str) -> Iterator[tuple[str, SecretStr]]:
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
             yield from _secrets(item, f"{env}[{i}]")
+
+
+def split_tokens(value: SecretStr | None) -> list[SecretStr]:
+    """The tokens of a comma-separated list (`API_READ_TOKENS=a,b`), stripped, empty ones dropped."""
+    if value is None:
+        return []
+    return [SecretStr(t) for t in (part.strip() for part in value.get_secret_value().split(",")) if t]
 
 
 def secret_placeholders(settings: BaseModel) -> list[str]:

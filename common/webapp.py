@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
-import secrets
+import math
+import re
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, WebSocket
@@ -22,21 +27,38 @@ from common.errors import BrokerError, NewsSuiteError, ProviderError, StoreError
 from common.metrics import CONTENT_TYPE_LATEST, render
 from common.schemas import unencodable
 
+if TYPE_CHECKING:
+    from common.settings import ServiceSettings
+
 __all__ = [
     "MAX_JSON_DEPTH",
+    "REDACTED",
+    "WS_CLOSE_TRY_AGAIN",
     "WS_CLOSE_UNAUTHORIZED",
+    "AccessTokens",
     "BodySizeLimit",
+    "Caller",
     "ErrorBody",
     "JsonBodyRoute",
+    "RateLimiter",
     "ReadinessCheck",
+    "Scope",
+    "SecretRedactor",
     "bearer_auth",
+    "bearer_token",
     "configure_logging",
     "error_responses",
     "install_error_handlers",
+    "log_access_mode",
+    "mount_guarded",
     "ops_router",
     "parse_json_body",
-    "websocket_authorized",
+    "redact",
+    "refuse_websocket",
+    "require_access",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_JSON_DEPTH = 32
 """Deepest nesting a request body may have (an article batch needs 4): deeper is refused with 422, before
@@ -51,10 +73,11 @@ class ErrorBody(BaseModel):
 
 
 _ERROR_TEXT = {
-    401: "missing or wrong bearer token (only when the service runs with API_TOKEN)",
+    401: "missing or wrong bearer token (only when the service runs with API tokens)",
+    403: "the token may read but this route writes (a write token is needed)",
     404: "no such resource",
     413: "request body over the byte limit, or more items than one request may carry",
-    429: "too many requests",
+    429: "too many write requests from this client: wait the Retry-After seconds",
     503: "a dependency (Kafka, Redis, a model provider) did not answer; retrying the same request is safe",
 }
 
@@ -147,7 +170,10 @@ ReadinessCheck = Callable[[Request], Awaitable[dict[str, bool]]]
 
 
 def configure_logging(level: str) -> None:
+    """Log format and level, and credentials redacted from every record (`SecretRedactor`): uvicorn's access
+    log writes query strings, and a WebSocket ticket or a misplaced `?token=` must never reach a log."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _install_redaction()
 
 
 class Readiness(BaseModel):
@@ -210,53 +236,256 @@ def _ctx(error: dict[str, Any]) -> dict[str, Any]:
     return {"ctx": {k: str(v) for k, v in ctx.items()}} if isinstance(ctx, dict) else {}
 
 
-# --- optional token auth (API_TOKEN): REST sends `Authorization: Bearer <token>`, a WebSocket `?token=` ---
+# --- API access: scoped bearer tokens, rate limits on writes, secrets kept out of logs (README "Security") ---
 
-WS_CLOSE_UNAUTHORIZED = 4401  # WebSocket close code for a missing or wrong token (the dashboard stops retrying)
+WS_CLOSE_UNAUTHORIZED = 4401  # WebSocket close code for a missing, used or expired ticket (the dashboard stops)
+WS_CLOSE_TRY_AGAIN = 1013  # the ticket could not be checked (Redis down): the client retries
 
+Scope = Literal["read", "write"]
 
 # Module level, so that FastAPI can resolve the (postponed) annotation that names it.
-_bearer = HTTPBearer(auto_error=False, description="the API_TOKEN the service was started with")
+_bearer = HTTPBearer(auto_error=False, description="a read or write token the service was started with")
 
 
-def _token_matches(given: str | None, expected: SecretStr) -> bool:
-    return given is not None and secrets.compare_digest(given.encode(), expected.get_secret_value().encode())
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made a request, as far as access is concerned: the scope its token grants (None: no valid token)
+    and a key for rate limits that is not the token itself (a hash prefix, or the client address)."""
+
+    scope: Scope | None
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokens:
+    """The tokens a service accepts. `read` holds every token that may read (the write tokens included: a
+    writer may also read), `write` those that may write. Both empty: the service is open."""
+
+    read: tuple[bytes, ...] = ()
+    write: tuple[bytes, ...] = ()
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> AccessTokens:
+        """From `API_READ_TOKENS`, `API_WRITE_TOKENS` and the deprecated `API_TOKEN` (one more write token)."""
+        read = tuple(t.get_secret_value().encode() for t in settings.read_tokens())
+        write = tuple(t.get_secret_value().encode() for t in settings.write_tokens())
+        return cls(read=read, write=write)
+
+    @property
+    def open(self) -> bool:
+        return not self.read and not self.write
+
+    def scope_of(self, given: str | None) -> Scope | None:
+        """The scope `given` grants, or None. Every candidate is compared, in constant time each, so neither
+        the answer's timing nor which list matched tells an attacker how close a guess was."""
+        if given is None:
+            return None
+        candidate = given.encode()
+        writes = [hmac.compare_digest(candidate, token) for token in self.write]
+        reads = [hmac.compare_digest(candidate, token) for token in self.read]
+        if any(writes):
+            return "write"
+        return "read" if any(reads) else None
+
+    def caller(self, given: str | None, address: str | None) -> Caller:
+        scope = self.scope_of(given)
+        if scope is not None and given is not None:
+            # A token's rate-limit key: enough of its hash to tell clients apart, never the token itself.
+            return Caller(scope, "token:" + hashlib.sha256(given.encode()).hexdigest()[:16])
+        return Caller(scope, f"addr:{address or '?'}")
+
+
+def log_access_mode(access: AccessTokens, service: str) -> None:
+    """Say at start-up how the service is protected; an open one is a warning nobody can miss in the log."""
+    if access.open:
+        log.warning(
+            "%s: API ACCESS IS OPEN - no API_READ_TOKENS, API_WRITE_TOKENS or API_TOKEN is set, so anyone who "
+            "reaches this port can read and write. Fine for local development only.",
+            service,
+        )
+    else:
+        log.info(
+            "%s: API tokens required (%d read-capable, %d write-capable)", service, len(access.read), len(access.write)
+        )
+
+
+class RateLimiter:
+    """A token bucket per client key: `rate` requests a second on average, bursts of up to `burst`.
+
+    In-process: with N replicas behind a load balancer a client gets up to N times the rate (README
+    "Security"). Idle buckets are dropped once there are many, so distinct clients cannot grow it unbounded."""
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self._clock = rate, burst, clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens left, when last refilled)
+
+    def take(self, key: str) -> float:
+        """0.0 when the request may go ahead (and one token is taken), else the seconds until it may."""
+        if self.rate <= 0:
+            return 0.0
+        now = self._clock()
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self._remember(key, (tokens - 1.0, now))
+            return 0.0
+        self._remember(key, (tokens, now))
+        return (1.0 - tokens) / self.rate
+
+    def _remember(self, key: str, bucket: tuple[float, float]) -> None:
+        self._buckets[key] = bucket
+        if len(self._buckets) > self.MAX_KEYS:
+            now = self._clock()
+            full = [k for k, (t, last) in self._buckets.items() if t + (now - last) * self.rate >= self.burst]
+            for stale in full or list(self._buckets)[: self.MAX_KEYS // 10]:
+                del self._buckets[stale]
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> RateLimiter:
+        return cls(settings.api_write_rate, settings.api_write_burst)
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def require_access(
+    access: AccessTokens, limiter: RateLimiter | None = None, scope: Scope | None = None
+) -> Callable[..., Awaitable[None]]:
+    """A route (or router) dependency: `Authorization: Bearer <token>` with the scope the route needs.
+
+    `scope=None` takes it from the method: GET/HEAD/OPTIONS read, anything else writes. No valid token: 401;
+    a read token on a write: 403. Writes then pass `limiter` (429 with `Retry-After` when over the rate),
+    also when the service is open (keyed by address then). Mount it on the routers that serve data
+    (`app.include_router(r, dependencies=[Depends(require_access(...))])`), never on `ops_router`: probes and
+    Prometheus reach `/healthz`, `/readyz` and `/metrics` without a token.
+    """
+
+    async def check(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> None:
+        needed: Scope = scope or ("read" if request.method in _SAFE_METHODS else "write")
+        address = request.client.host if request.client else None
+        if access.open:
+            caller = Caller("write", f"addr:{address or '?'}")
+        else:
+            caller = access.caller(credentials.credentials if credentials else None, address)
+            if caller.scope is None:
+                raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+            if needed == "write" and caller.scope != "write":
+                raise HTTPException(403, "this token may read but not write")
+        # For a route that decides itself (a POST that may read or write, such as a GraphQL endpoint).
+        request.state.caller = caller
+        if needed == "write" and limiter is not None:
+            wait = limiter.take(caller.key)
+            if wait > 0:
+                retry_after = str(max(1, math.ceil(wait)))
+                raise HTTPException(
+                    429, f"too many write requests; retry after {retry_after} s", {"Retry-After": retry_after}
+                )
+
+    return check
+
+
+def mount_guarded(
+    app: FastAPI,
+    router: APIRouter,
+    access: AccessTokens,
+    limiter: RateLimiter | None = None,
+    scope: Scope | None = None,
+) -> None:
+    """Include `router` behind `require_access(access, limiter, scope)`, and document on each of its routes
+    the statuses that brings: 401 (tokens configured), 403 (and the route writes), 429 (the route writes and
+    the limiter is on). Read routes keep their documented statuses as they were."""
+    first = len(app.router.routes)
+    app.include_router(router, dependencies=[Depends(require_access(access, limiter, scope))])
+    for route in app.router.routes[first:]:
+        if not isinstance(route, APIRoute):
+            continue
+        writes = (scope or ("read" if (route.methods or set()) <= _SAFE_METHODS else "write")) == "write"
+        statuses = [s for s, on in ((401, not access.open), (403, writes and not access.open)) if on]
+        if writes and limiter is not None and limiter.rate > 0:
+            statuses.append(429)
+        for status, spec in error_responses(*statuses).items():
+            route.responses.setdefault(status, spec)
 
 
 def bearer_auth(token: SecretStr | None) -> Callable[..., Awaitable[None]]:
-    """A route dependency requiring `Authorization: Bearer <token>`; it lets everything through when token is None.
-
-    Use it on the routers that serve data (`app.include_router(r, dependencies=[Depends(bearer_auth(t))])`),
-    not on `ops_router`: probes and Prometheus must reach `/healthz`, `/readyz` and `/metrics` without a token.
-    """
-    if token is None:
-
-        async def open_access() -> None:
-            return None
-
-        return open_access
-
-    async def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-        if credentials is None or not _token_matches(credentials.credentials, token):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
-
-    return require_token
+    """One token for every route (the older single-token form; `require_access` is the scoped one)."""
+    secret = (token.get_secret_value().encode(),) if token is not None else ()
+    return require_access(AccessTokens(read=secret, write=secret), scope="read")
 
 
-async def websocket_authorized(ws: WebSocket, token: SecretStr | None) -> bool:
-    """Check `?token=` (browsers cannot set headers on a WebSocket) or a Bearer header; on failure accept
-    and close with 4401, so the client sees why instead of a bare handshake error."""
-    if token is None:
-        return True
-    given = ws.query_params.get("token")
+def bearer_token(ws: WebSocket) -> str | None:
+    """The token of an `Authorization: Bearer` header (what non-browser WebSocket clients can send)."""
     header = ws.headers.get("authorization", "")
-    if given is None and header[:7].lower() == "bearer ":
-        given = header[7:].strip()
-    if _token_matches(given, token):
-        return True
+    return header[7:].strip() if header[:7].lower() == "bearer " else None
+
+
+async def refuse_websocket(
+    ws: WebSocket, code: int = WS_CLOSE_UNAUTHORIZED, reason: str = "missing, used or expired ticket"
+) -> None:
+    """Accept and close with `code`, so the client sees why instead of a bare handshake error."""
     await ws.accept()
-    await ws.close(code=WS_CLOSE_UNAUTHORIZED, reason="missing or wrong token")
-    return False
+    await ws.close(code=code, reason=reason)
+
+
+# --- secrets out of logs -----------------------------------------------------------------------------
+
+# A query parameter that carries a credential (`?ticket=`, `?token=`, `&apiKey=`...): its value is replaced.
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&;](?:ticket|token|access_token|api[_-]?key|apikey|key|password|secret|signature|sig)=)[^&;\s\"']*"
+)
+# An Authorization header's credentials, wherever a message quotes one.
+_SECRET_AUTH = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{6,}")
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """`text` with credential query values and Authorization credentials replaced by `[redacted]`."""
+    if "=" in text:
+        text = _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
+    return _SECRET_AUTH.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+
+
+def _redacted(value: object) -> object:
+    return redact(value) if isinstance(value, str) else value
+
+
+class SecretRedactor(logging.Filter):
+    """Redacts credentials from a record's message and arguments, in place (it never drops a record).
+
+    uvicorn's access log line carries the full path with its query string (`GET /ws?ticket=...`), and its
+    WebSocket handshake lines too; the arguments are redacted one by one, so uvicorn's own access formatter,
+    which unpacks them, still works. `configure_logging` installs it for every record of the process; for a
+    dictConfig of your own, name it as a filter: `{"()": "common.webapp.SecretRedactor"}`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _redacted(v) for k, v in record.args.items()}
+        return True
+
+
+def _install_redaction() -> None:
+    """Redact every record where it is made (the record factory), so no handler, present or added later by
+    uvicorn, a library or a test harness, ever sees a credential."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_redacts", False):
+        return
+    redactor = SecretRedactor()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        redactor.filter(record)
+        return record
+
+    factory._redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 # --- request body size limit (a generic ASGI middleware any service can install) ---

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -27,18 +27,26 @@ from common.store import ArticleStore
 from common.story_store import StoryStore
 from common.timelines import TimelineStore
 from common.topics import Topics
-from common.webapp import bearer_auth, configure_logging, install_error_handlers
+from common.webapp import (
+    AccessTokens,
+    RateLimiter,
+    configure_logging,
+    install_error_handlers,
+    log_access_mode,
+    mount_guarded,
+)
 from consumer.alerts import AlertService, AlertStore, WebhookSender, alerts_router, fan_out_alerts
-from consumer.api import NEXT_CURSOR_HEADER, UNAUTHORIZED, ops, router
+from consumer.api import NEXT_CURSOR_HEADER, ops, router
 from consumer.export import export_router
 from consumer.ingest import Ingestor
 from consumer.live import fan_out, fan_out_stories, sweep
 from consumer.search import Archive, search_router
 from consumer.settings import ConsumerSettings, get_settings
+from consumer.tickets import TicketStore, ticket_router
 from consumer.timelines import timeline_router
 from consumer.ws import Hub, ws_router
 
-__all__ = ["app", "create_app"]
+__all__ = ["DATA_ROUTERS", "READ_ROUTERS", "app", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,21 @@ def _start(stack: AsyncExitStack, coroutine: Coroutine[Any, Any, None], name: st
             await task
 
     stack.push_async_callback(stop)
+
+
+DATA_ROUTERS: tuple[APIRouter, ...] = (
+    router,
+    search_router,
+    timeline_router,
+    alerts_router,
+    export_router,
+)
+"""Every router that serves data, behind the scoped tokens: GET needs a read token; POST, PUT, PATCH and
+DELETE a write token, and pass the per-client write rate limit. One router a line, so adding one is one line."""
+
+READ_ROUTERS: tuple[APIRouter, ...] = ()
+"""Routers whose every route only reads, whatever its method (a query sent as a POST): a read token will do.
+A route among them that may also write checks `request.state.caller.scope == "write"` itself."""
 
 
 def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -126,6 +149,7 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
             )
             app.state.store, app.state.stats, app.state.hub, app.state.ingestor = store, stats, hub, ingestor
             app.state.stories, app.state.timelines, app.state.alerts = stories, timelines, alerts
+            app.state.tickets = TicketStore(redis, prefix=settings.redis.key_prefix)
             # Search and the archive behind /news/{id} (OpenSearch) are not waited for either: the live feed does
             # not need them, and their routes answer 503 while it does not answer.
             search_client = make_client(settings.opensearch)
@@ -150,18 +174,19 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
         expose_headers=[NEXT_CURSOR_HEADER],
     )
     install_error_handlers(app)
-    app.include_router(ops)
-    if settings.api_token is None:
-        app.include_router(router)
-    else:
-        app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))], responses=UNAUTHORIZED)
-    # Search (consumer/search.py), timelines and watchlists/alerts (consumer/timelines.py, consumer/alerts.py),
-    # behind the same optional bearer token as the other data routes (watchlist writes included).
-    for extra in (search_router, timeline_router, alerts_router, export_router):
-        if settings.api_token is None:
-            app.include_router(extra)
-        else:
-            app.include_router(extra, dependencies=[Depends(bearer_auth(settings.api_token))], responses=UNAUTHORIZED)
+    app.include_router(ops)  # health, readiness and metrics stay open for probes and Prometheus
+    access = AccessTokens.of(settings)
+    log_access_mode(access, "consumer")
+    app.state.access = access
+    # Reads need a read token, writes (watchlists) a write token and pass the per-client rate limit: the
+    # scope follows each route's method (README "Security"). Add a data router to DATA_ROUTERS to put it
+    # behind the same rules.
+    limiter = RateLimiter.of(settings)
+    for data in DATA_ROUTERS:
+        mount_guarded(app, data, access, limiter)
+    # The WebSocket ticket is a POST that only reads: any valid token may ask for one.
+    for data in (ticket_router, *READ_ROUTERS):
+        mount_guarded(app, data, access, scope="read")
     app.include_router(ws_router)
     return app
 

@@ -18,9 +18,9 @@ from pydantic import ValidationError
 from common.messages import CLIENT_MESSAGES, ClientPing, Error, Lagged, NewAnalysis, Ping, Pong, Subscribe, Subscribed
 from common.metrics import ConsumerMetrics
 from common.store import ArticleFilters, ArticleStore, StoredEvent, stream_id
-from common.webapp import websocket_authorized
 from consumer.live import initial_data
 from consumer.settings import ConsumerSettings
+from consumer.tickets import authorize_websocket
 
 __all__ = ["Client", "Hub", "filters_error", "ws_router"]
 
@@ -204,7 +204,7 @@ async def live(ws: WebSocket) -> None:
     stored story update (`?stories=false` turns those off); `?since=` resumes the articles."""
     state = ws.app.state
     settings: ConsumerSettings = state.settings
-    if not await websocket_authorized(ws, settings.api_token):
+    if not await authorize_websocket(ws, state.access, state.tickets):  # `?ticket=` (consumer/tickets.py)
         return
     await ws.accept()
     store: ArticleStore = state.store

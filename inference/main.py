@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from common.webapp import BodySizeLimit, bearer_auth, configure_logging, install_error_handlers, ops_router
+from common.webapp import (
+    AccessTokens,
+    BodySizeLimit,
+    configure_logging,
+    install_error_handlers,
+    log_access_mode,
+    mount_guarded,
+    ops_router,
+)
 from inference.api import router
 from inference.engine import Engine
 from inference.settings import InferenceSettings, get_settings
@@ -40,7 +48,10 @@ def create_app(settings: InferenceSettings | None = None, registry: CollectorReg
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(ops_router(lambda request: request.app.state.registry, readiness))
-    app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))])
+    access = AccessTokens.of(settings)
+    log_access_mode(access, "inference")
+    # Analysis changes nothing: any valid token (read or write) may ask for it, POST or not.
+    mount_guarded(app, router, access, scope="read")
     return app
 
 

@@ -6,14 +6,22 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from common.kafka import open_producer
 from common.metrics import ProducerMetrics
 from common.redis_client import open_redis
-from common.webapp import BodySizeLimit, bearer_auth, configure_logging, install_error_handlers
+from common.webapp import (
+    AccessTokens,
+    BodySizeLimit,
+    RateLimiter,
+    configure_logging,
+    install_error_handlers,
+    log_access_mode,
+    mount_guarded,
+)
 from producer.api import PushStats, ops, router
 from producer.dedup import RedisDedup
 from producer.kafka_sink import KafkaSink
@@ -104,7 +112,11 @@ def create_app(settings: ProducerSettings | None = None, registry: CollectorRegi
     app.add_middleware(BodySizeLimit, max_bytes=settings.producer.max_body_bytes)
     install_error_handlers(app)
     app.include_router(ops)
-    app.include_router(router, dependencies=[Depends(bearer_auth(settings.api_token))])
+    access = AccessTokens.of(settings)
+    log_access_mode(access, "producer")
+    # GET (status, sources) needs a read token; POST (push, fetch-now) a write token and passes the
+    # per-client write rate limit (README "Security").
+    mount_guarded(app, router, access, RateLimiter.of(settings))
     return app
 
 
