@@ -30,6 +30,34 @@ export CORS_ORIGINS="${CORS_ORIGINS:-[\"http://127.0.0.1:$DASHBOARD_PORT\",\"htt
 run_dir="$NEWS_SUITE_STATE/run"
 log_dir="$NEWS_SUITE_STATE/logs"
 mkdir -p "$run_dir" "$log_dir"
+# API tokens (README "Security"): a read and a write token, made once and kept in a file only this user can
+# read, so a restart keeps them. Tokens already in the environment win; NEWS_API_OPEN=1 starts without any.
+tokens_file="$NEWS_SUITE_STATE/api-tokens.env"
+
+api_tokens() {
+  if [ "${NEWS_API_OPEN:-0}" = 1 ]; then
+    log "NEWS_API_OPEN=1: the APIs run without tokens (anyone who reaches their ports can read and write)"
+    unset API_READ_TOKENS API_WRITE_TOKENS API_TOKEN DASHBOARD_READ_TOKEN
+    return
+  fi
+  if [ -z "${API_READ_TOKENS:-}${API_WRITE_TOKENS:-}${API_TOKEN:-}" ]; then
+    if [ ! -s "$tokens_file" ]; then
+      (umask 077 && printf 'API_READ_TOKENS=%s\nAPI_WRITE_TOKENS=%s\n' \
+        "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" \
+        >"$tokens_file")
+      log "API tokens made: $tokens_file (read and write; delete it to make new ones)"
+    fi
+    # shellcheck disable=SC1090
+    . "$tokens_file"
+  fi
+  # Exported only when set: an empty one would read as a placeholder where ENVIRONMENT is staging/production.
+  if [ -n "${API_READ_TOKENS:-}" ]; then export API_READ_TOKENS; fi
+  if [ -n "${API_WRITE_TOKENS:-}" ]; then export API_WRITE_TOKENS; fi
+  # The dashboard's proxy adds a read token server-side; a write token never reaches it, nor any browser.
+  # Without a read token (only write tokens configured) it gets none, and the dashboard shows "unauthorized".
+  local first_read="${API_READ_TOKENS:-}"
+  export DASHBOARD_READ_TOKEN="${DASHBOARD_READ_TOKEN:-${first_read%%,*}}"
+}
 
 services=(inference producer worker consumer indexer dashboard replay)
 
@@ -83,6 +111,7 @@ up() {
   done
   # A start that fails half-way stops what it started, so a retry starts clean.
   trap 'log "start-up failed; stopping the services it started"; "$here/down.sh" --services >/dev/null 2>&1' EXIT
+  api_tokens
   "$here/kafka.sh" start
   "$here/redis.sh" start
   "$here/opensearch.sh" start
@@ -97,6 +126,7 @@ up() {
   # news.analyzed -> OpenSearch (its own process and consumer group: docs/SEARCH.md)
   launch indexer "$INDEXER_PORT" "$PY" -m uvicorn indexer.main:app --host 127.0.0.1 --port "$INDEXER_PORT"
   if [ -f "$root/frontend/dist/index.html" ]; then
+    # Its read token comes from DASHBOARD_READ_TOKEN in the environment, never the command line (ps shows that).
     launch dashboard "$DASHBOARD_PORT" "$PY" "$here/serve_dashboard.py" --port "$DASHBOARD_PORT" \
       --api "http://127.0.0.1:$CONSUMER_PORT"
   fi
@@ -123,6 +153,10 @@ up() {
     OpenSearch         http://127.0.0.1:$OPENSEARCH_PORT/   (docs/SEARCH.md)
 $( [ -f "$run_dir/inference.pid" ] && echo "    inference API      http://127.0.0.1:$INFERENCE_PORT/v1/models")
     logs               $log_dir
+$( if [ -n "${API_READ_TOKENS:-}${API_WRITE_TOKENS:-}${API_TOKEN:-}" ]; then
+  echo "    API tokens         $( [ -s "$tokens_file" ] && echo "$tokens_file" || echo "from the environment" ) (README \"Security\")"
+  [ -s "$tokens_file" ] && echo "                       e.g. curl -H \"Authorization: Bearer \$(sed -n 's/^API_READ_TOKENS=//p' $tokens_file)\" http://127.0.0.1:$CONSUMER_PORT/news/recent"
+else echo "    API tokens         none: the APIs are open (NEWS_API_OPEN=1)"; fi )
   Stop everything with: make down
 
 MSG
