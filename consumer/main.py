@@ -38,6 +38,7 @@ from common.webapp import (
 from consumer.alerts import AlertService, AlertStore, WebhookSender, alerts_router, fan_out_alerts
 from consumer.api import NEXT_CURSOR_HEADER, ops, router
 from consumer.export import export_router
+from consumer.graphql import graphql_router
 from consumer.ingest import Ingestor
 from consumer.live import fan_out, fan_out_stories, sweep
 from consumer.search import Archive, search_router
@@ -73,7 +74,7 @@ DATA_ROUTERS: tuple[APIRouter, ...] = (
 """Every router that serves data, behind the scoped tokens: GET needs a read token; POST, PUT, PATCH and
 DELETE a write token, and pass the per-client write rate limit. One router a line, so adding one is one line."""
 
-READ_ROUTERS: tuple[APIRouter, ...] = ()
+READ_ROUTERS: tuple[APIRouter, ...] = (graphql_router,)
 """Routers whose every route only reads, whatever its method (a query sent as a POST): a read token will do.
 A route among them that may also write checks `request.state.caller.scope == "write"` itself."""
 
