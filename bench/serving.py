@@ -1,10 +1,15 @@
 """Serving benchmark: the consumer's REST reads under load and its WebSocket fan-out to many clients.
 
 REST: one consumer process (uvicorn, no access log) over a Redis slice seeded with BENCH_REST_ARTICLES (1,000)
-real corpus articles; `GET /news/recent?limit=20` and `GET /news/top` driven by wrk (closed loop,
-BENCH_REST_CONNECTIONS connections, BENCH_REST_SECONDS each) for the most requests/s, then
-`/news/recent?limit=20` at a fixed 500 requests/s by an open-loop Python generator (latency counted
-from each request's scheduled time, so a stall is not hidden), for the p99 target.
+real corpus articles; `GET /news/recent?limit=20` driven by wrk (closed loop, BENCH_REST_CONNECTIONS
+connections, BENCH_REST_SECONDS each) for the most requests/s, side by side with the same request to a bare
+FastAPI app doing the same Redis reads (bench/bare_app.py, started the same way on the same slice):
+BENCH_REST_ROUNDS alternating rounds of each, the best round of each kept (the least disturbed on a shared
+machine) and their ratio reported. Then, once each: `/news/top`, `/news/recent` with gzip accepted, with
+`view=full`, with a matching `If-None-Match` (304), and on a second consumer started with two uvicorn workers
+(BENCH_REST_WORKERS2=0 skips it); then `/news/recent?limit=20` at a fixed 500 requests/s by an open-loop
+Python generator (latency counted from each request's scheduled time, so a stall is not hidden), for the p99
+target.
 
 WebSocket: BENCH_WS_CLIENTS (1,000) clients on a fresh, empty slice; BENCH_WS_MESSAGES (40) analysed
 articles produced to `news.analyzed` at BENCH_WS_RATE (10/s); the consumer stores each and fans it out.
@@ -31,12 +36,14 @@ import aiohttp
 import websockets
 from redis.asyncio import Redis
 
-from bench.common import corpus, env_float, env_int, latency_summary, pct, save_section
+from bench.common import corpus, cpu_seconds, env_float, env_int, latency_summary, pct, save_section
 from bench.profiling import record_pid, top_inclusive
 from bench.services import Slice, start_infra, stop_infra, wait_until
 from common.kafka import make_producer
 from common.schemas import Analysis, AnalyzedArticle, Entity, RawArticle
 from common.store import ArticleStore
+from harness.infra import free_port
+from harness.processes import ServiceProcess, python
 
 __all__ = ["run"]
 
@@ -73,11 +80,16 @@ async def _seed(slice_: Slice, n: int) -> None:
 _WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def _wrk(url: str, seconds: float, connections: int) -> dict[str, Any]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "--timeout", "5s", url]
+def _wrk(url: str, seconds: float, connections: int, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    extra = [a for k, v in (headers or {}).items() for a in ("-H", f"{k}: {v}")]
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "--timeout", "5s", *extra, url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
-    result: dict[str, Any] = {"tool": f"wrk -t1 -c{connections} -d{int(seconds)}s --latency", "raw": out[-800:]}
+    shown = " ".join(f"-H '{k}: {v}'" for k, v in (headers or {}).items())
+    tool = f"wrk -t1 -c{connections} -d{int(seconds)}s --latency" + (f" {shown}" if shown else "")
+    result: dict[str, Any] = {"tool": tool, "raw": out[-800:]}
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    done = re.search(r"(\d+) requests in", out)
+    result["requests"] = int(done.group(1)) if done else None
     result["requests_per_s"] = round(float(rps.group(1)), 1) if rps else None
     for q in ("50", "90", "99"):
         m = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
@@ -89,7 +101,9 @@ def _wrk(url: str, seconds: float, connections: int) -> dict[str, Any]:
     return result
 
 
-async def _closed_loop(url: str, seconds: float, connections: int) -> dict[str, Any]:
+async def _closed_loop(
+    url: str, seconds: float, connections: int, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Fallback when wrk is missing: `connections` loops of back-to-back requests for `seconds`."""
     latencies: list[float] = []
     errors = 0
@@ -99,9 +113,9 @@ async def _closed_loop(url: str, seconds: float, connections: int) -> dict[str, 
         nonlocal errors
         while time.perf_counter() < deadline:
             t = time.perf_counter()
-            async with session.get(url) as resp:
+            async with session.get(url, headers=headers, auto_decompress=False) as resp:
                 await resp.read()
-                if resp.status != 200:
+                if resp.status not in (200, 304):
                     errors += 1
             latencies.append(time.perf_counter() - t)
 
@@ -112,6 +126,7 @@ async def _closed_loop(url: str, seconds: float, connections: int) -> dict[str, 
     s = latency_summary(latencies)
     return {
         "tool": f"python aiohttp closed loop, {connections} connections, {seconds:.0f}s",
+        "requests": len(latencies),
         "requests_per_s": round(len(latencies) / wall, 1),
         "p50_ms": s["p50_ms"],
         "p90_ms": round(pct(latencies, 90) * 1000, 2),
@@ -172,35 +187,136 @@ async def _open_loop(url: str, rate: float, seconds: float) -> dict[str, Any]:
     }
 
 
+def _start_bare(slice_: Slice) -> ServiceProcess:
+    """bench/bare_app.py on the slice's Redis, started exactly like the consumer (one uvicorn process)."""
+    port = free_port()
+    argv = python("-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1", "--port", str(port))
+    argv += ["--no-access-log", "--log-level", "warning"]
+    proc = ServiceProcess(
+        "bare", argv, slice_.env, slice_.tmp, port=port, ready_url=f"http://127.0.0.1:{port}/readyz"
+    ).start()
+    slice_.procs.append(proc)
+    return proc
+
+
+def _start_consumer_workers(slice_: Slice, workers: int) -> ServiceProcess:
+    """A second consumer on the slice with `workers` uvicorn worker processes (one port, the kernel shares it)."""
+    port = free_port()
+    argv = python("-m", "uvicorn", "consumer.main:app", "--host", "127.0.0.1", "--port", str(port))
+    argv += ["--no-access-log", "--log-level", "warning", "--workers", str(workers)]
+    env = {**slice_.env, "CONSUMER__GROUP_ID": f"{slice_.consumer_group}-w{workers}"}
+    proc = ServiceProcess(
+        f"consumer-w{workers}", argv, env, slice_.tmp, port=port, ready_url=f"http://127.0.0.1:{port}/readyz"
+    ).start()
+    slice_.procs.append(proc)
+    return proc
+
+
+async def _load(
+    url: str, seconds: float, connections: int, headers: dict[str, str] | None = None, *, pid: int | None = None
+) -> dict[str, Any]:
+    """Closed-loop load; with the server's `pid`, also its CPU time per request (user + system): a figure a
+    shared, busy machine disturbs far less than requests/s."""
+    cpu = None if pid is None else cpu_seconds(pid)
+    if shutil.which("wrk") is not None:
+        result = await asyncio.to_thread(_wrk, url, seconds, connections, headers)
+    else:
+        result = await _closed_loop(url, seconds, connections, headers)
+    after = None if pid is None else cpu_seconds(pid)
+    if cpu is not None and after is not None and result.get("requests"):
+        result["cpu_us_per_request"] = round((after - cpu) / result["requests"] * 1e6, 1)
+    return result
+
+
+async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    # aiohttp asks for gzip by default; a plain request says identity, as wrk's do.
+    headers = {"Accept-Encoding": "identity", **(headers or {})}
+    async with aiohttp.ClientSession(auto_decompress=False) as session, session.get(url, headers=headers) as resp:
+        return resp.status, {k.lower(): v for k, v in resp.headers.items()}, await resp.read()
+
+
 async def _rest(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
     n = env_int("BENCH_REST_ARTICLES", 1000, 200)
     seconds = env_float("BENCH_REST_SECONDS", 10, 3)
     connections = env_int("BENCH_REST_CONNECTIONS", 16)
+    rounds = env_int("BENCH_REST_ROUNDS", 2, 1)
     await _seed(slice_, n)
     consumer = slice_.start_consumer()
+    bare = _start_bare(slice_)
     consumer.wait_ready(timeout=120)
+    bare.wait_ready(timeout=120)
     base = f"http://127.0.0.1:{consumer.port}"
-    async with aiohttp.ClientSession() as session:  # warm: first requests load scripts, JIT caches
+    recent_url = f"{base}/news/recent?limit=20"
+    bare_url = f"http://127.0.0.1:{bare.port}/news/recent?limit=20"
+    for url in (recent_url, bare_url):  # warm: first requests load scripts, fill caches
         for _ in range(20):
-            async with session.get(f"{base}/news/recent?limit=20") as resp:
-                body = await resp.read()
-    result: dict[str, Any] = {"seeded_articles": n, "recent_response_bytes": len(body)}
-    have_wrk = shutil.which("wrk") is not None
-    for name, path in (("recent", "/news/recent?limit=20"), ("top", "/news/top")):
-        url = base + path
-        spy = None
-        if name == "recent" and consumer.proc is not None:
-            spy = asyncio.create_task(record_pid(consumer.proc.pid, max(2, seconds - 2)))
-        if have_wrk:
-            result[name] = await asyncio.to_thread(_wrk, url, seconds, connections)
-        else:
-            result[name] = await _closed_loop(url, seconds, connections)
-        if spy is not None:
-            result["recent_profile"] = top_inclusive(await spy, 40)
-        r = result[name]
-        log(f"  GET {path}: {r['requests_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms ({r['tool']})")
+            status, headers, body = await _get(url)
+            assert status == 200, (url, status, body[:200])
+    _, headers, body = await _get(recent_url)
+    _, _, full_body = await _get(recent_url + "&view=full")
+    _, _, bare_body = await _get(bare_url)
+    _, gz_headers, gz_body = await _get(recent_url, {"Accept-Encoding": "gzip"})
+    etag = headers["etag"]
+    not_modified, _, _ = await _get(recent_url, {"If-None-Match": etag})
+    result: dict[str, Any] = {
+        "seeded_articles": n,
+        "recent_response_bytes": len(body),
+        "recent_full_response_bytes": len(full_body),
+        "recent_gzip_response_bytes": len(gz_body) if gz_headers.get("content-encoding") == "gzip" else None,
+        "bare_response_bytes": len(bare_body),
+        "recent_304_status": not_modified,
+    }
+    # Side by side: alternating rounds, so a burst of load from elsewhere hits both alike; the best of each.
+    runs: dict[str, list[dict[str, Any]]] = {"recent": [], "bare_recent": []}
+    for i in range(rounds):
+        for name, url in (("recent", recent_url), ("bare_recent", bare_url)):
+            spy = None
+            if name == "recent" and i == 0 and consumer.proc is not None:
+                spy = asyncio.create_task(record_pid(consumer.proc.pid, max(2, seconds - 2)))
+            server = consumer if name == "recent" else bare
+            r = await _load(url, seconds, connections, pid=server.proc.pid if server.proc else None)
+            if spy is not None:
+                result["recent_profile"] = top_inclusive(await spy, 40)
+            runs[name].append(r)
+            cpu = r.get("cpu_us_per_request")
+            log(f"  round {i + 1} {name}: {r['requests_per_s']} req/s, p99 {r['p99_ms']} ms, {cpu} CPU-us/request")
+    for name, got in runs.items():
+        result[name] = max(got, key=lambda r: r["requests_per_s"] or 0)
+        result[name]["rounds_requests_per_s"] = [r["requests_per_s"] for r in got]
+    ours, theirs = result["recent"]["requests_per_s"], result["bare_recent"]["requests_per_s"]
+    result["recent_vs_bare"] = round(ours / theirs, 3) if ours and theirs else None
+    # The same comparison in server CPU per request (best round of each), less disturbed by other load.
+    cpu = {
+        k: min((r["cpu_us_per_request"] for r in got if r.get("cpu_us_per_request")), default=None)
+        for k, got in runs.items()
+    }
+    result["recent_cpu_us_per_request"], result["bare_cpu_us_per_request"] = cpu["recent"], cpu["bare_recent"]
+    result["recent_vs_bare_cpu"] = (
+        round(cpu["bare_recent"] / cpu["recent"], 3) if cpu["recent"] and cpu["bare_recent"] else None
+    )
+    log(f"  GET /news/recent?limit=20: {ours} req/s = {result['recent_vs_bare']} of the bare app's {theirs}")
+    extra: list[tuple[str, str, dict[str, str] | None]] = [
+        ("top", f"{base}/news/top", None),
+        ("recent_gzip", recent_url, {"Accept-Encoding": "gzip"}),
+        ("recent_full", recent_url + "&view=full", None),
+        ("recent_304", recent_url, {"If-None-Match": etag}),
+    ]
+    for name, url, hdrs in extra:
+        result[name] = r = await _load(
+            url, seconds, connections, hdrs, pid=consumer.proc.pid if consumer.proc else None
+        )
+        log(f"  {name}: {r['requests_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms ({r['tool']})")
+    if env_int("BENCH_REST_WORKERS2", 1) and slice_.consumer is not None:
+        two = _start_consumer_workers(slice_, 2)
+        two.wait_ready(timeout=120)
+        two_url = f"http://127.0.0.1:{two.port}/news/recent?limit=20"
+        for _ in range(40):  # both workers warm
+            await _get(two_url)
+        result["recent_2_workers"] = r = await _load(two_url, seconds, connections)
+        log(f"  recent, 2 uvicorn workers: {r['requests_per_s']} req/s, p99 {r['p99_ms']} ms")
+        two.stop()
     rate = env_float("BENCH_REST_RATE", 500)
-    result["recent_paced"] = await _open_loop(f"{base}/news/recent?limit=20", rate, seconds)
+    result["recent_paced"] = await _open_loop(recent_url, rate, seconds)
     r = result["recent_paced"]
     log(f"  GET /news/recent?limit=20 at {rate:.0f}/s: achieved {r['achieved_per_s']}/s, p99 {r['p99_ms']} ms")
     result["consumer_peak_rss_mb"] = slice_.peak_rss().get("consumer")

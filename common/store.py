@@ -1,8 +1,9 @@
 """Typed Redis access to analysed articles: idempotent writes, filtered and paged reads, a resumable event log.
 
 Layout (every key under the configured prefix):
-  article:{id}          hash {json, v, f}: the AnalyzedArticle JSON, its version (analyzed_at, epoch ms) and a
-                        fingerprint of its content (without fetched_at, analyzed_at, latency); TTL
+  article:{id}          hash {json, v, f, l}: the AnalyzedArticle JSON, its version (analyzed_at, epoch ms), a
+                        fingerprint of its content (without fetched_at, analyzed_at, latency) and its list view
+                        (`list_view`: what a list shows, without bodies or embedding); TTL
   ix:{id}               the secondary index keys the article is in, newline-separated (TTL + a day), so a
                         replacement or the sweeper can take it out of indexes it is no longer in
   idx:recent            sorted set id -> published_at (epoch s)
@@ -17,9 +18,11 @@ Layout (every key under the configured prefix):
 A write is one Lua script, so it is atomic: the same analysis twice leaves one entry and is not
 announced twice; an older analysis never replaces a newer one; a newer one that says the same (a
 worker's retry after a crash) is a duplicate too; a newer one that differs replaces the record, moves
-the article between secondary indexes and is announced. Reads load every record they return, so an
-id whose record has expired is never returned; `sweep()` (run periodically and on any such miss)
-then removes it from every index.
+the article between secondary indexes and is announced. A page is read by one Lua script too (index range and
+records in one round trip, and consistent with the writes: a record read is the one its index entry was
+written with, so nothing needs checking again); an id whose record has expired is never returned, and
+`sweep()` (run periodically and on any such miss) then removes it from every index. Records stored before
+list views existed have no `l`: the read projects them (`list_view`) instead.
 Scripts name keys they derive from `ix:{id}` at run time: this needs a single Redis, not a cluster.
 """
 
@@ -36,6 +39,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -48,17 +52,24 @@ __all__ = [
     "FILTER_FIELDS",
     "ArticleFilters",
     "ArticleStore",
+    "LEAD_MAX",
     "InvalidCursor",
+    "JsonPage",
     "Order",
     "Page",
     "QUERY_SCRIPT",
     "PutResult",
     "StoredEvent",
+    "View",
     "cursor_after",
+    "list_view",
     "normalise",
 ]
 
 Order = Literal["recent", "top"]
+View = Literal["lean", "full"]
+LEAD_MAX = 300
+"""Longest lead (characters) a list item carries when an article has no description: its content's start."""
 FILTER_FIELDS: tuple[str, ...] = ("sentiment", "source", "category", "language", "entity")
 _SWEEP_GRACE_S = 24 * 3600
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -125,6 +136,42 @@ class Page:
 
 
 @dataclass(frozen=True)
+class JsonPage:
+    """One page as the stored bytes of each item (the list view or the whole record), to send as they are."""
+
+    records: list[bytes]
+    next_cursor: str | None
+
+    def body(self) -> bytes:
+        """The page as a JSON array."""
+        return b"[" + b",".join(self.records) + b"]"
+
+
+def _lead(description: Any, content: Any) -> str | None:
+    if isinstance(description, str) and description.strip():
+        return description
+    if not isinstance(content, str) or not content.strip():
+        return None
+    if len(content) <= LEAD_MAX:
+        return content
+    cut = content[: LEAD_MAX - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > LEAD_MAX // 2 else cut).rstrip() + "\u2026"
+
+
+def list_view(record: bytes | str) -> bytes:
+    """What a list shows of a stored article (its JSON): every field but `description`, `content` and the
+    analysis' `embedding`, plus `lead` (the description, else the start of the content, at most LEAD_MAX
+    characters). Written beside the record when it is stored, so a list read sends it as it is."""
+    data = orjson.loads(record)
+    data["lead"] = _lead(data.pop("description", None), data.pop("content", None))
+    analysis = data.get("analysis")
+    if isinstance(analysis, dict):
+        analysis.pop("embedding", None)
+    return orjson.dumps(data)
+
+
+@dataclass(frozen=True)
 class StoredEvent:
     """One entry of the event stream whose record is still current: what a WebSocket client is sent."""
 
@@ -155,7 +202,7 @@ def epoch_seconds(value: datetime) -> float:
 _PUT = """
 -- KEYS: 1 record, 2 ix, 3 recent, 4 top, 5 expiry, 6 stream, 7 trimmed, 8.. secondary indexes
 -- ARGV: 1 json, 2 version, 3 ttl, 4 published_at, 5 importance, 6 id, 7 expire_at, 8 ix ttl, 9 stream maxlen,
---       10 content fingerprint
+--       10 content fingerprint, 11 list view
 local cur = redis.call('HGET', KEYS[1], 'v')
 if cur and tonumber(cur) >= tonumber(ARGV[2]) then
   return {0, false}
@@ -173,7 +220,7 @@ for i = 8, #KEYS do
   names[#names + 1] = KEYS[i]
 end
 redis.call('SET', KEYS[2], table.concat(names, '\\n'), 'EX', ARGV[8])
-redis.call('HSET', KEYS[1], 'json', ARGV[1], 'v', ARGV[2], 'f', ARGV[10])
+redis.call('HSET', KEYS[1], 'json', ARGV[1], 'v', ARGV[2], 'f', ARGV[10], 'l', ARGV[11])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
@@ -215,7 +262,7 @@ end
 return removed
 """
 
-_QUERY = """
+_SOURCE = """
 -- KEYS: 1 scratch, 2 order index, 3 recent, 4.. filter indexes
 -- ARGV: 1 order, 2 since ('-inf' or number), 3 max score ('+inf' or the cursor's), 4 cursor id or '', 5 count
 local src = KEYS[2]
@@ -240,6 +287,11 @@ elseif nf > 0 or (ARGV[1] == 'top' and since ~= '-inf') then
   src = KEYS[1]
 end
 if ARGV[1] == 'top' then since = '-inf' end
+"""
+
+_QUERY = (
+    _SOURCE
+    + """
 local want = tonumber(ARGV[5]) * 2
 local cid = ARGV[4]
 local maxs = ARGV[3]
@@ -262,7 +314,55 @@ end
 if src == KEYS[1] then redis.call('DEL', KEYS[1]) end
 return out
 """
+)
 
+
+_LIST = (
+    _SOURCE
+    + """
+-- ARGV (besides the above): 6 record key prefix, 7 the hash field to send ('l' the list view, 'json' the record)
+-- Returns {stale, id, score, kind, payload, ...}: kind 'l' or 'json' (a record stored before list views existed
+-- has no 'l'; the caller projects it), stale = ids whose record has expired (the caller sweeps them).
+local want = tonumber(ARGV[5])
+local cid = ARGV[4]
+local maxs = ARGV[3]
+local maxn = tonumber(maxs)
+local field = ARGV[7]
+local out = {0}
+local found = 0
+local offset = 0
+local batch = want + 8
+while found < want do
+  local rows = redis.call('ZREVRANGEBYSCORE', src, maxs, since, 'WITHSCORES', 'LIMIT', offset, batch)
+  if #rows == 0 then break end
+  for i = 1, #rows, 2 do
+    if cid == '' or tonumber(rows[i + 1]) < maxn or rows[i] < cid then
+      local key = ARGV[6] .. rows[i]
+      local kind = field
+      local body = redis.call('HGET', key, field)
+      if not body and field ~= 'json' then
+        kind = 'json'
+        body = redis.call('HGET', key, 'json')
+      end
+      if body then
+        out[#out + 1] = rows[i]
+        out[#out + 1] = rows[i + 1]
+        out[#out + 1] = kind
+        out[#out + 1] = body
+        found = found + 1
+        if found >= want then break end
+      else
+        out[1] = out[1] + 1
+      end
+    end
+  end
+  if #rows < batch * 2 then break end
+  offset = offset + batch
+end
+if src == KEYS[1] then redis.call('DEL', KEYS[1]) end
+return out
+"""
+)
 
 QUERY_SCRIPT = _QUERY
 """The paged read of scored indexes, shared with `common.story_store` (same index layout)."""
@@ -314,6 +414,7 @@ class ArticleStore:
         self._put = redis.register_script(_PUT)
         self._sweep = redis.register_script(_SWEEP)
         self._query = redis.register_script(_QUERY)
+        self._list = redis.register_script(_LIST)
         self.recent_key = f"{prefix}idx:recent"
         self.top_key = f"{prefix}idx:top"
         self.expiry_key = f"{prefix}idx:expiry"
@@ -372,6 +473,7 @@ class ArticleStore:
                     self._ttl + _SWEEP_GRACE_S,
                     self._stream_maxlen,
                     _fingerprint(article),
+                    list_view(payload),
                 ],
             )
         except RedisError as exc:
@@ -406,6 +508,65 @@ class ArticleStore:
             raise StoreError(f"could not read article {article_id}: {exc}") from exc
         return None if raw is None else _text(raw)
 
+    async def get_bytes(self, article_id: str) -> bytes | None:
+        """The stored JSON of one article as bytes, to send as it is, or None."""
+        try:
+            raw = await self._redis.hget(self._article_key(article_id), "json")
+        except RedisError as exc:
+            raise StoreError(f"could not read article {article_id}: {exc}") from exc
+        return None if raw is None else raw if isinstance(raw, bytes) else str(raw).encode()
+
+    async def page_json(
+        self,
+        order: Order,
+        limit: int,
+        *,
+        filters: ArticleFilters | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        view: View = "lean",
+    ) -> JsonPage:
+        """One page as stored bytes, newest (recent) or most important (top) first, in one round trip:
+        `view="lean"` the list views, `"full"` the whole records. `cursor` continues a previous page.
+
+        Order is (score, id) descending, so pages neither skip nor repeat an article even while new ones
+        arrive. `since` keeps articles published at or after it. Raises InvalidCursor for a bad cursor.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        active = () if filters is None else sorted(filters.active().items())
+        max_score, after_id = ("+inf", "") if cursor is None else _decode_cursor(order, cursor)
+        keys = [
+            f"{self._prefix}scratch:{uuid.uuid4().hex}" if active or since is not None else f"{self._prefix}scratch",
+            self.recent_key if order == "recent" else self.top_key,
+            self.recent_key,
+            *(self.index_key(f, v) for f, v in active),
+        ]
+        args: list[str | int] = [
+            order,
+            "-inf" if since is None else repr(epoch_seconds(since)),
+            max_score,
+            after_id,
+            limit + 1,
+            self._article_key(""),
+            "l" if view == "lean" else "json",
+        ]
+        try:
+            rows: Sequence[Any] = await self._list(keys=keys, args=args)
+            if rows[0]:
+                await self.sweep()
+        except RedisError as exc:
+            raise StoreError(f"could not read /news/{order}: {exc}") from exc
+        records: list[bytes] = []
+        for kind, body in zip(rows[3::4], rows[4::4], strict=True):
+            raw = body if isinstance(body, bytes) else str(body).encode()
+            records.append(list_view(raw) if view == "lean" and _text(kind) != "l" else raw)
+        next_cursor = None
+        if len(records) > limit:
+            records = records[:limit]
+            next_cursor = _encode_cursor(order, _text(rows[4 * limit - 2]), _text(rows[4 * limit - 3]))
+        return JsonPage(records, next_cursor)
+
     async def query(
         self,
         order: Order,
@@ -415,55 +576,11 @@ class ArticleStore:
         since: datetime | None = None,
         cursor: str | None = None,
     ) -> Page:
-        """One page, newest (recent) or most important (top) first; `cursor` continues a previous page.
-
-        Order is (score, id) descending, so pages neither skip nor repeat an article even while new ones
-        arrive. `since` keeps articles published at or after it. Raises InvalidCursor for a bad cursor.
-        """
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        filters = filters or ArticleFilters()
-        max_score, after_id = ("+inf", "") if cursor is None else _decode_cursor(order, cursor)
-        since_arg = "-inf" if since is None else repr(epoch_seconds(since))
-        filter_keys = [self.index_key(f, v) for f, v in sorted(filters.active().items())]
-        keys = [
-            f"{self._prefix}scratch:{uuid.uuid4().hex}",
-            self.recent_key if order == "recent" else self.top_key,
-            self.recent_key,
-            *filter_keys,
-        ]
-        since_s = None if since is None else epoch_seconds(since)
-        found: list[tuple[AnalyzedArticle, str, str]] = []
-        stale = False
-        try:
-            while len(found) <= limit:
-                want = limit + 1 - len(found)
-                rows: Sequence[Any] = await self._query(keys=keys, args=[order, since_arg, max_score, after_id, want])
-                if not rows:
-                    break
-                ids = [_text(r) for r in rows[0::2]]
-                scores = [_text(r) for r in rows[1::2]]
-                records = await self._fetch(ids)
-                for score, raw in zip(scores, records, strict=True):
-                    if raw is None:
-                        stale = True
-                        continue
-                    article = AnalyzedArticle.model_validate_json(raw, context=STORED)
-                    if filters.matches(article) and (since_s is None or epoch_seconds(article.published_at) >= since_s):
-                        found.append((article, score, _text(raw)))
-                max_score, after_id = scores[-1], ids[-1]
-                if len(ids) < want:
-                    break
-            if stale:
-                await self.sweep()
-        except RedisError as exc:
-            raise StoreError(f"could not read /news/{order}: {exc}") from exc
-        page = found[:limit]
-        next_cursor = None
-        if len(found) > limit:
-            last, score, _ = page[-1]
-            next_cursor = _encode_cursor(order, score, last.id)
-        return Page([a for a, _, _ in page], next_cursor, [r for _, _, r in page])
+        """`page_json(view="full")` with each record also parsed (for callers that need the models)."""
+        page = await self.page_json(order, limit, filters=filters, since=since, cursor=cursor, view="full")
+        raw = [r.decode("utf-8") for r in page.records]
+        items = [AnalyzedArticle.model_validate_json(r, context=STORED) for r in raw]
+        return Page(items, page.next_cursor, raw)
 
     async def get_many_json(self, article_ids: Iterable[str]) -> list[str | None]:
         """The stored JSON of each article (None where there is none), in one round trip."""

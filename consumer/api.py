@@ -4,6 +4,12 @@ routes.
 `router` serves data and is mounted behind the optional bearer token; `ops` (health, readiness, metrics)
 stays open for probes and Prometheus. The live WebSocket is `consumer.ws`.
 
+Reads send the stored JSON as it is (no parse, validate, serialise round trip): a list sends each article's
+list view, written beside the record when it was stored (`common.store.list_view`: no bodies, no embedding,
+a `lead`), or with `view=full` the whole records. Every data answer carries a weak `ETag` (a hash of the
+body) and `Cache-Control: no-cache`: a client that sends it back in `If-None-Match` gets `304 Not Modified`
+without the body. Answers of `GZIP_MIN_BYTES` or more are gzip-compressed for clients that accept it.
+
 The OpenAPI document is the contract: every parameter's constraint is declared where it is validated (a
 pattern, a range, an enum), so any value the document allows is accepted, and every status a route can
 answer is listed with its body.
@@ -11,6 +17,8 @@ answer is listed with its body.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -18,11 +26,11 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
-from common.schemas import AnalyzedArticle, Sentiment
+from common.schemas import Analysis, AnalyzedArticle, Sentiment
 from common.stats import SentimentBucket, TrendsSnapshot
-from common.store import CURSOR_PATTERNS, ArticleFilters, ArticleStore, InvalidCursor, Order
+from common.store import CURSOR_PATTERNS, LEAD_MAX, ArticleFilters, ArticleStore, InvalidCursor, Order, View, list_view
 from common.stories import Story
 from common.story_store import (
     STORY_CURSOR_PATTERNS,
@@ -42,9 +50,13 @@ from consumer.ranking import TOP_CURSOR_PATTERN, top_page
 
 __all__ = [
     "BUCKET_PATTERN",
+    "GZIP_LEVEL",
+    "GZIP_MIN_BYTES",
     "NEXT_CURSOR_HEADER",
     "UNAUTHORIZED",
     "WINDOW_PATTERN",
+    "AnalysisSummary",
+    "ArticleSummary",
     "ErrorBody",
     "SentimentStats",
     "Status",
@@ -79,6 +91,38 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+# The list view's shape, derived from the stored record's models so that the two cannot drift apart: the
+# same fields, types and limits, less the bodies and the embedding (what `common.store.list_view` drops).
+_SUMMARY = ConfigDict(extra="forbid", frozen=True)
+AnalysisSummary = create_model(  # type: ignore[call-overload]
+    "AnalysisSummary",
+    __config__=_SUMMARY,
+    __doc__="An article's analysis as a list shows it: everything but the embedding.",
+    **{name: (f.annotation, f) for name, f in Analysis.model_fields.items() if name != "embedding"},
+)
+ArticleSummary = create_model(  # type: ignore[call-overload]
+    "ArticleSummary",
+    __config__=_SUMMARY,
+    __doc__="An article as a list shows it (the default `view=lean` of `/news/recent` and `/news/top`): no "
+    "`description` or `content` but a `lead`, and the analysis without its embedding. `view=full` or "
+    "`GET /news/{id}` give the whole AnalyzedArticle.",
+    **{
+        name: (f.annotation, f)
+        for name, f in AnalyzedArticle.model_fields.items()
+        if name not in ("description", "content", "analysis")
+    },
+    lead=(
+        str | None,
+        Field(
+            default=None,
+            description=f"the article's description, or where it has none the start of its content (at most "
+            f"{LEAD_MAX} characters); null when it has neither",
+        ),
+    ),
+    analysis=(AnalysisSummary, ...),
+)
+
+
 class UnavailableBody(BaseModel):
     """What a 503 says: the store (Redis) did not answer; try again."""
 
@@ -105,6 +149,20 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": UnavailableBody, "description": "the store (Redis) did not answer; try again"}
 }
+_CACHE_HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": {
+        "description": "weak validator of the answer's content; send it back in `If-None-Match`",
+        "schema": {"type": "string", "pattern": '^W/"[0-9a-f]{32}"$'},
+    },
+    "Cache-Control": {"description": "always `no-cache`: keep it, revalidate it", "schema": {"type": "string"}},
+}
+_NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {
+        "description": "not modified: `If-None-Match` named the current ETag (no body)",
+        "headers": _CACHE_HEADERS,
+    }
+}
+_CACHED: dict[int | str, dict[str, Any]] = {200: {"headers": _CACHE_HEADERS}, **_NOT_MODIFIED}
 
 
 # --- query text must be UTF-8 -------------------------------------------------------------------
@@ -208,18 +266,24 @@ def _aware(value: datetime) -> datetime:
 # --- articles -----------------------------------------------------------------------------------
 
 
-def _paged(order: Order) -> dict[int | str, dict[str, Any]]:
+def _paged_by(pattern: str) -> dict[int | str, dict[str, Any]]:
     return {
         200: {
             "headers": {
                 NEXT_CURSOR_HEADER: {
                     "description": "pass as `cursor` for the next page; absent on the last page",
-                    "schema": {"type": "string", "pattern": CURSOR_PATTERNS[order]},
-                }
+                    "schema": {"type": "string", "pattern": pattern},
+                },
+                **_CACHE_HEADERS,
             }
         },
+        **_NOT_MODIFIED,
         **_UNAVAILABLE,
     }
+
+
+def _paged(order: Order) -> dict[int | str, dict[str, Any]]:
+    return _paged_by(CURSOR_PATTERNS[order])
 
 
 @router.get("/", response_model=Status, responses=_UNAVAILABLE, tags=["status"])
@@ -228,67 +292,107 @@ async def status(request: Request, store: StoreDep) -> Status:
 
 
 async def _page(
+    request: Request,
     store: ArticleStore,
     order: Order,
     limit: int,
     filters: ArticleFilters,
     since: datetime | None,
     cursor: str | None,
+    view: View,
 ) -> Response:
     try:
-        page = await store.query(order, limit, filters=filters, since=since, cursor=cursor)
+        page = await store.page_json(order, limit, filters=filters, since=since, cursor=cursor, view=view)
     except InvalidCursor as exc:  # the pattern admits only cursors of this list; kept as a safety net
         raise _query_error("cursor", str(exc)) from exc
     headers = {} if page.next_cursor is None else {NEXT_CURSOR_HEADER: page.next_cursor}
     # The records were validated when stored: send their JSON as it is instead of building models
     # and serialising them again (that round trip was most of a read's CPU; see docs/BENCHMARKS.md).
-    return _json("[" + ",".join(page.raw) + "]", headers)
+    return _send(request, page.body(), headers)
 
 
-def _json(body: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(body.encode("utf-8"), media_type="application/json", headers=headers)
+def _json(request: Request, body: str, headers: dict[str, str] | None = None) -> Response:
+    return _send(request, body.encode("utf-8"), headers)
+
+
+_ARTICLE_LIST = list[ArticleSummary] | list[AnalyzedArticle]
+
+
+GZIP_MIN_BYTES = 1400
+"""Answers at least this long are gzip-compressed for a client that accepts gzip: below about one TCP segment
+compressing saves no round trip and costs CPU (measured in bench/serving.py)."""
+GZIP_LEVEL = 1
+"""zlib level: on a 20-item list (23 KB lean, 69 KB full) level 1 gives 7.0 KB / 27.6 KB against level 6's
+6.4 KB / 24.3 KB at about half the CPU (measured on the bench's corpus records)."""
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    # Weak comparison (RFC 9110 13.1.2): `W/` is ignored on both sides; `*` matches any current answer.
+    wanted = etag.removeprefix("W/")
+    return any(t == "*" or t.removeprefix("W/") == wanted for t in (x.strip() for x in if_none_match.split(",")))
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            q = params.strip().lower()
+            return not (q.startswith("q=") and q[2:].strip().rstrip("0").rstrip(".") in ("0", ""))
+    return False
+
+
+def _send(request: Request, body: bytes, headers: dict[str, str] | None = None) -> Response:
+    """`body` (JSON) with a weak ETag; 304 when `If-None-Match` holds it; gzip when accepted and worth it.
+
+    The ETag is weak because the same JSON is sent plain or gzip-compressed: it names the content, not the
+    bytes on the wire. `no-cache` lets a browser keep the answer but ask again each time (with the ETag)."""
+    # SHA-1 (a validator, not a signature): hardware-accelerated, 3x faster than BLAKE2 here on 20 KB.
+    etag = f'W/"{hashlib.sha1(body, usedforsecurity=False).hexdigest()[:32]}"'
+    out = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding", **(headers or {})}
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=out)
+    if len(body) >= GZIP_MIN_BYTES and _accepts_gzip(request.headers.get("accept-encoding", "")):
+        body = gzip.compress(body, GZIP_LEVEL, mtime=0)
+        out["Content-Encoding"] = "gzip"
+    return Response(body, media_type="application/json", headers=out)
+
+
+_VIEW = Query(
+    description="`lean` (default): what a list shows (ArticleSummary: a `lead` instead of `description` and "
+    "`content`, no embedding); `full`: the whole stored AnalyzedArticle"
+)
 
 
 @router.get(
     "/news/recent",
-    response_model=list[AnalyzedArticle],
+    response_model=_ARTICLE_LIST,
     responses=_paged("recent"),
     tags=["articles"],
     dependencies=_UTF8,
 )
 async def recent(
+    request: Request,
     store: StoreDep,
     filters: FiltersDep,
     limit: Limit = 20,
     since: Since = None,
     cursor: Annotated[str | None, _cursor("recent")] = None,
+    view: Annotated[View, _VIEW] = "lean",
 ) -> Response:
-    """Newest first (by publication time), filtered; page on with `cursor`."""
-    return await _page(store, "recent", limit, filters, since, cursor)
-
-
-def _paged_by(pattern: str) -> dict[int | str, dict[str, Any]]:
-    return {
-        200: {
-            "headers": {
-                NEXT_CURSOR_HEADER: {
-                    "description": "pass as `cursor` for the next page; absent on the last page",
-                    "schema": {"type": "string", "pattern": pattern},
-                }
-            }
-        },
-        **_UNAVAILABLE,
-    }
+    """Newest first (by publication time), filtered; page on with `cursor`. Lean list items unless `view=full`."""
+    return await _page(request, store, "recent", limit, filters, since, cursor, view)
 
 
 @router.get(
     "/news/top",
-    response_model=list[AnalyzedArticle],
+    response_model=_ARTICLE_LIST,
     responses=_paged_by(TOP_CURSOR_PATTERN),
     tags=["articles"],
     dependencies=_UTF8,
 )
 async def top(
+    request: Request,
     store: StoreDep,
     stories: StoriesDep,
     filters: FiltersDep,
@@ -301,50 +405,58 @@ async def top(
             description=f"continue after the page that returned this value in `{NEXT_CURSOR_HEADER}`",
         ),
     ] = None,
+    view: Annotated[View, _VIEW] = "lean",
 ) -> Response:
     """Top stories: one representative article per story, by importance from coverage (README "Stories"),
-    then articles with no story yet by importance_score; filtered; page on with `cursor`."""
+    then articles with no story yet by importance_score; filtered; page on with `cursor`. Lean list items
+    unless `view=full`."""
     page = await top_page(store, stories, limit, filters=filters, since=since, cursor=cursor)
     headers = {} if page.next_cursor is None else {NEXT_CURSOR_HEADER: page.next_cursor}
-    return _json("[" + ",".join(page.raw) + "]", headers)
+    # The ranking reads whole records (it filters and orders by them); a lean page is projected from them.
+    records = [r.encode("utf-8") for r in page.raw] if view == "full" else [list_view(r) for r in page.raw]
+    return _send(request, b"[" + b",".join(records) + b"]", headers)
 
 
 @router.get(
     "/news/{article_id}",
     response_model=AnalyzedArticle,
     responses={
+        **_CACHED,
         404: {"model": ErrorBody, "description": "no article with this id, recent or archived"},
         503: {"model": UnavailableBody, "description": "the store (Redis) or the archive (OpenSearch) did not answer"},
     },
     tags=["articles"],
 )
 async def get_article(article_id: ArticleId, store: StoreDep, request: Request) -> Response:
-    """One article: from Redis within the hot window, else from the archive (OpenSearch), in the same shape."""
-    article = await store.get_json(article_id)
+    """One article, whole: from Redis within the hot window, else from the archive (OpenSearch), in the same
+    shape."""
+    article = await store.get_bytes(article_id)
     archive = getattr(request.app.state, "archive", None)  # consumer/search.py, opened in the lifespan
     if article is None and archive is not None:
-        article = await archive.get_json(article_id)
+        archived = await archive.get_json(article_id)
+        article = None if archived is None else archived.encode("utf-8")
     if article is None:
         raise HTTPException(404, f"no article with id {article_id}, recent or archived")
-    return _json(article)
+    return _send(request, article)
 
 
 @router.get(
     "/news/{article_id}/story",
     response_model=RankedStory,
     responses={
+        **_CACHED,
         404: {"model": ErrorBody, "description": "the article is in no story (unknown, not assigned yet, or expired)"},
         **_UNAVAILABLE,
     },
     tags=["stories"],
 )
-async def article_story(article_id: ArticleId, stories: StoriesDep) -> Response:
+async def article_story(article_id: ArticleId, stories: StoriesDep, request: Request) -> Response:
     """The story the article joined, with its score now."""
     story_id = await stories.story_of(article_id)
     raw = None if story_id is None else await stories.get_json(story_id)
     if raw is None:
         raise HTTPException(404, f"article {article_id} is in no story (unknown, not assigned yet, or expired)")
-    return _json(_ranked(raw))
+    return _json(request, _ranked(raw))
 
 
 # --- stories (written by the story stage, through news.stories) -----------------------------------
@@ -372,6 +484,7 @@ def _ranked(story_json: str) -> str:
     dependencies=_UTF8,
 )
 async def list_stories(
+    request: Request,
     stories: StoriesDep,
     order: Annotated[
         StoryOrder, Query(description="`score`: importance from coverage, best first; `recent`: last seen first")
@@ -403,13 +516,14 @@ async def list_stories(
     except InvalidStoryCursor as exc:  # the pattern admits only this list's cursors; kept as a safety net
         raise _query_error("cursor", str(exc)) from exc
     headers = {} if page.next_cursor is None else {NEXT_CURSOR_HEADER: page.next_cursor}
-    return _json("[" + ",".join(page.ranked_json()) + "]", headers)
+    return _json(request, "[" + ",".join(page.ranked_json()) + "]", headers)
 
 
 @router.get(
     "/stories/{story_id}",
     response_model=StoryDetail,
     responses={
+        **_CACHED,
         404: {"model": ErrorBody, "description": "no story with this id (unknown or expired)"},
         **_UNAVAILABLE,
     },
@@ -417,6 +531,7 @@ async def list_stories(
     dependencies=_UTF8,
 )
 async def get_story(
+    request: Request,
     story_id: StoryId,
     store: StoreDep,
     stories: StoriesDep,
@@ -430,7 +545,7 @@ async def get_story(
     found = [r for r in await store.get_many_json(members) if r is not None] if members else []
     listed = newest_first(found)[:articles]
     ranked = _ranked(raw)
-    return _json(f'{{"articles":[{",".join(listed)}],{ranked[1:]}')
+    return _json(request, f'{{"articles":[{",".join(listed)}],{ranked[1:]}')
 
 
 # --- statistics (written by the stream worker's windowed tables) ---------------------------------
