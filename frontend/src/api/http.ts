@@ -68,6 +68,8 @@ export interface ApiClient {
   topEntities(query?: TopEntitiesQuery): Promise<TopSubject[]>
   entityTimeline(id: string, query?: EntityTimelineQuery, signal?: AbortSignal): Promise<EntityTimeline>
   alerts(limit?: number): Promise<Alert[]>
+  /** A single-use ticket for the live WebSocket (`POST /ws/ticket`); "" when the API has no ticket route. */
+  wsTicket(): Promise<string>
 }
 
 export function createApiClient(config: ApiConfig, fetchImpl: FetchLike = (i, init) => fetch(i, init)): ApiClient {
@@ -79,19 +81,20 @@ export function createApiClient(config: ApiConfig, fetchImpl: FetchLike = (i, in
     path: string,
     params: Record<string, QueryValue> = {},
     signal?: AbortSignal,
+    method: 'GET' | 'POST' = 'GET',
   ): Promise<{ body: unknown; headers: Headers }> {
     const url = `${config.apiBase}${path}${buildQuery(params)}`
+    // No Authorization header: the dashboard holds no token (the proxy in front of it adds the read one).
     const headers: Record<string, string> = { Accept: 'application/json' }
-    if (config.token) headers.Authorization = `Bearer ${config.token}`
     let response: Response
     try {
-      response = await fetchImpl(url, signal ? { headers, signal } : { headers })
+      response = await fetchImpl(url, { headers, ...(signal ? { signal } : {}), ...(method === 'GET' ? {} : { method }) })
     } catch (err) {
       if (signal?.aborted) throw new ApiError('aborted', `${path}: cancelled`)
       throw new ApiError('unreachable', `cannot reach ${config.apiBase || 'the API'}: ${String(err)}`)
     }
     if (response.status === 401 || response.status === 403) {
-      throw new ApiError('unauthorized', `the API refused the token (${response.status})`, response.status)
+      throw new ApiError('unauthorized', `the API refused access (${response.status})`, response.status)
     }
     if (response.status === 404) throw new ApiError('not_found', `${path}: not found`, 404)
     if (response.status === 422) throw new ApiError('http', `${path}: ${await detail(response)}`, 422)
@@ -150,6 +153,18 @@ export function createApiClient(config: ApiConfig, fetchImpl: FetchLike = (i, in
       const body = await get('/alerts', { limit })
       if (!Array.isArray(body)) throw new ApiError('invalid', 'expected a list of alerts')
       return body.filter(isAlert)
+    },
+    async wsTicket() {
+      let body: unknown
+      try {
+        body = (await request('/ws/ticket', {}, undefined, 'POST')).body
+      } catch (err) {
+        // An API from before tickets: connect without one (it is then open, or it answers 4401).
+        if (err instanceof ApiError && err.kind === 'not_found') return ''
+        throw err
+      }
+      if (!isRecord(body) || typeof body.ticket !== 'string') throw new ApiError('invalid', 'expected a ticket')
+      return body.ticket
     },
   }
 }

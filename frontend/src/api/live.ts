@@ -5,14 +5,17 @@
 import { isAlert, isArticle, isRecord, isStory } from './http'
 import type { ClientMessage, ServerFilters, ServerMessage } from './types'
 
-/** Close code the server uses for a missing or wrong token: do not retry with the same one. */
+/** Close code the server uses for a missing, used or expired ticket. */
 export const CLOSE_UNAUTHORIZED = 4401
 export const PING = JSON.stringify({ type: 'ping' } satisfies ClientMessage)
 
-/** `?token=` (browsers cannot set headers on a WebSocket) and `?since=` to resume after a reconnect. */
-export function liveUrl(wsUrl: string, token: string, since: string | null): string {
+/**
+ * `?ticket=`: a single-use ticket from `POST /ws/ticket`, good for one connection within seconds (browsers
+ * cannot set headers on a WebSocket, and a token must never be in a URL); `?since=` to resume after a reconnect.
+ */
+export function liveUrl(wsUrl: string, ticket: string, since: string | null): string {
   const url = new URL(wsUrl)
-  if (token) url.searchParams.set('token', token)
+  if (ticket) url.searchParams.set('ticket', ticket)
   if (since) url.searchParams.set('since', since)
   return url.toString()
 }

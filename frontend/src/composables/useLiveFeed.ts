@@ -36,7 +36,11 @@ export function useLiveFeed(options: LiveFeedOptions) {
 
   const socket = useReconnectingSocket({
     ...options.socket,
-    url: () => liveUrl(config.wsUrl, config.token, feed.cursor),
+    // A fresh single-use ticket for every attempt (README "Security"); the cursor is read after it arrives.
+    url: async () => {
+      const ticket = await client.wsTicket()
+      return liveUrl(config.wsUrl, ticket, feed.cursor)
+    },
     onOpen: ({ reconnect }) => {
       if (filters.serverKey !== '{}' || reconnect) sendSubscription()
       // Without a cursor (none received yet: no ping, no article), `initial_data` only covers the newest

@@ -1,8 +1,10 @@
 // A WebSocket that reconnects with backoff, keeps itself alive with pings, and stops retrying
-// when the server says the token is wrong. The protocol on top of it is the caller's business.
+// when the server refuses access (a 4401 close, or a 401/403 for the ticket). The protocol on top of it is
+// the caller's business.
 
 import { getCurrentScope, onScopeDispose, readonly, ref } from 'vue'
 
+import { ApiError } from '@/api/http'
 import { CLOSE_UNAUTHORIZED, PING } from '@/api/live'
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '@/lib/backoff'
 
@@ -22,8 +24,12 @@ export interface SocketLike {
 const OPEN = 1
 
 export interface ReconnectingSocketOptions {
-  /** Called before every attempt, so a resume cursor in the URL is always the latest. */
-  url: () => string
+  /**
+   * Called before every attempt, so a resume cursor in the URL is always the latest. It may be async (a
+   * single-use ticket is fetched first): a rejection is retried with backoff, except an `ApiError` of kind
+   * `unauthorized`, which stops like a 4401 close.
+   */
+  url: () => string | Promise<string>
   onMessage: (text: string) => void
   /** After each successful open; `reconnect` is false the first time. */
   onOpen?: (info: { reconnect: boolean }) => void
@@ -60,6 +66,8 @@ export function useReconnectingSocket(options: ReconnectingSocketOptions) {
   let lastReceived = 0
   let everOpened = false
   let stopped = true
+  /** Bumped by every attempt and by close(): an async URL that resolves for an older one is dropped. */
+  let generation = 0
 
   function clearTimers(): void {
     if (retryTimer !== null) clearTimeout(retryTimer)
@@ -75,9 +83,34 @@ export function useReconnectingSocket(options: ReconnectingSocketOptions) {
     clearTimers()
     retryAt.value = null
     status.value = everOpened || attempt.value > 0 ? 'reconnecting' : 'connecting'
+    const current = ++generation
+    let target: string | Promise<string>
+    try {
+      target = options.url()
+    } catch {
+      scheduleRetry()
+      return
+    }
+    if (typeof target === 'string') {
+      attach(target)
+      return
+    }
+    target.then(
+      (url) => {
+        if (current === generation && !stopped) attach(url)
+      },
+      (err: unknown) => {
+        if (current !== generation || stopped) return
+        if (err instanceof ApiError && err.kind === 'unauthorized') status.value = 'unauthorized'
+        else scheduleRetry() // the ticket could not be fetched (API down): keep trying, the UI shows it
+      },
+    )
+  }
+
+  function attach(url: string): void {
     let s: SocketLike
     try {
-      s = createSocket(options.url())
+      s = createSocket(url)
     } catch {
       scheduleRetry() // a malformed URL or a blocked port: keep trying, the UI shows it
       return
@@ -127,7 +160,7 @@ export function useReconnectingSocket(options: ReconnectingSocketOptions) {
     if (stopped) {
       status.value = 'closed'
     } else if (code === CLOSE_UNAUTHORIZED) {
-      status.value = 'unauthorized' // retrying with the same token cannot succeed
+      status.value = 'unauthorized' // refused by the server: retrying would not help
     } else {
       scheduleRetry()
     }
@@ -156,6 +189,7 @@ export function useReconnectingSocket(options: ReconnectingSocketOptions) {
 
   function close(): void {
     stopped = true
+    generation += 1
     clearTimers()
     retryAt.value = null
     if (socket) {

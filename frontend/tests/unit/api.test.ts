@@ -13,36 +13,53 @@ describe('runtime config', () => {
     expect(deriveWsUrl('', 'https://dash.example/app/')).toBe('wss://dash.example/ws')
   })
 
-  it('takes what is set and defaults the rest', () => {
+  it('takes what is set and defaults the rest, and never keeps a token', () => {
     expect(resolveConfig({ apiBase: 'http://h:1/', token: ' t ' }, 'http://p/')).toEqual({
       apiBase: 'http://h:1',
       wsUrl: 'ws://h:1/ws',
-      token: 't',
     })
-    expect(resolveConfig(undefined, 'http://p:9/')).toEqual({ apiBase: '', wsUrl: 'ws://p:9/ws', token: '' })
+    expect(resolveConfig(undefined, 'http://p:9/')).toEqual({ apiBase: '', wsUrl: 'ws://p:9/ws' })
     expect(resolveConfig({ apiBase: 'http://h', wsUrl: 'wss://other/live' }, 'http://p/').wsUrl).toBe('wss://other/live')
   })
 })
 
 describe('REST client', () => {
-  const config = { apiBase: 'http://api.test', wsUrl: 'ws://api.test/ws', token: 'sekret' }
+  const config = { apiBase: 'http://api.test', wsUrl: 'ws://api.test/ws' }
 
-  it('sends the bearer token and the filters, and keeps only articles', async () => {
+  it('sends the filters, no credential, and keeps only articles', async () => {
     const article = makeArticle()
     const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse([article, { junk: true }]))
     const client = createApiClient(config, fetch)
     expect(await client.recent(30, { sentiment: 'negative', source: 'BBC' })).toEqual([article])
     const [url, init] = fetch.mock.calls[0]!
     expect(url).toBe('http://api.test/news/recent?limit=30&sentiment=negative&source=BBC')
-    expect((init?.headers as Record<string, string>).Authorization).toBe('Bearer sekret')
+    expect((init?.headers as Record<string, string>).Authorization).toBeUndefined()
+    expect(init?.method).toBeUndefined() // a GET
   })
 
-  it('sends no Authorization header without a token', async () => {
+  it('encodes the since date', async () => {
     const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse([]))
-    await createApiClient({ ...config, token: '' }, fetch).top(10, new Date('2024-01-01T00:00:00Z'))
+    await createApiClient(config, fetch).top(10, new Date('2024-01-01T00:00:00Z'))
+    expect(fetch.mock.calls[0]![0]).toBe('http://api.test/news/top?limit=10&since=2024-01-01T00%3A00%3A00.000Z')
+  })
+
+  it('asks POST /ws/ticket for a WebSocket ticket', async () => {
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse({ ticket: 'tkt-1', expires_in: 30 }))
+    expect(await createApiClient({ ...config, apiBase: '/api' }, fetch).wsTicket()).toBe('tkt-1')
     const [url, init] = fetch.mock.calls[0]!
-    expect(url).toBe('http://api.test/news/top?limit=10&since=2024-01-01T00%3A00%3A00.000Z')
+    expect(url).toBe('/api/ws/ticket')
+    expect(init?.method).toBe('POST')
     expect((init?.headers as Record<string, string>).Authorization).toBeUndefined()
+  })
+
+  it('a refused ticket is unauthorized; an API without tickets gives none; a bad body is invalid', async () => {
+    await expect(createApiClient(config, async () => jsonResponse({ detail: 'x' }, 401)).wsTicket()).rejects.toMatchObject({
+      kind: 'unauthorized',
+    })
+    expect(await createApiClient(config, async () => jsonResponse({ detail: 'x' }, 404)).wsTicket()).toBe('')
+    await expect(createApiClient(config, async () => jsonResponse({ nope: 1 })).wsTicket()).rejects.toMatchObject({
+      kind: 'invalid',
+    })
   })
 
   it.each([
@@ -92,8 +109,8 @@ describe('REST client', () => {
 })
 
 describe('WebSocket protocol', () => {
-  it('puts the token and the resume cursor in the URL', () => {
-    expect(liveUrl('ws://h/ws', 'a b', '1700-0')).toBe('ws://h/ws?token=a+b&since=1700-0')
+  it('puts the ticket and the resume cursor in the URL', () => {
+    expect(liveUrl('ws://h/ws', 'a b', '1700-0')).toBe('ws://h/ws?ticket=a+b&since=1700-0')
     expect(liveUrl('ws://h/ws', '', null)).toBe('ws://h/ws')
   })
 

@@ -120,6 +120,7 @@ export function fakeClient(overrides: Partial<ApiClient> = {}): ApiClient {
       throw new Error('not stubbed')
     },
     alerts: async () => [],
+    wsTicket: async () => 'tkt',
     ...overrides,
   }
 }

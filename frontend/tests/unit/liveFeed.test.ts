@@ -9,9 +9,12 @@ import { useFiltersStore } from '@/stores/filters'
 
 import { fakeClient, FakeSocket, makeArticle } from './helpers'
 
-const config = { apiBase: 'http://api.test', wsUrl: 'ws://api.test/ws', token: 'tok' }
+const config = { apiBase: 'http://api.test', wsUrl: 'ws://api.test/ws' }
 
-function start(client: ApiClient = fakeClient()) {
+// The socket opens once the ticket (an async call) is in: let pending promises settle.
+const settle = () => vi.advanceTimersByTimeAsync(0)
+
+async function start(client: ApiClient = fakeClient()) {
   const scope = effectScope()
   const live = scope.run(() =>
     useLiveFeed({
@@ -22,6 +25,7 @@ function start(client: ApiClient = fakeClient()) {
     }),
   )!
   live.connect()
+  await settle()
   return { live, scope }
 }
 
@@ -36,10 +40,10 @@ describe('useLiveFeed', () => {
   afterEach(() => vi.useRealTimers())
 
   it('feeds server messages into the store and mirrors the connection state', async () => {
-    start()
+    await start()
     const feed = useFeedStore()
     const socket = FakeSocket.last()
-    expect(socket.url).toBe('ws://api.test/ws?token=tok')
+    expect(socket.url).toBe('ws://api.test/ws?ticket=tkt')
     socket.serverOpen()
     await nextTick()
     expect(feed.connection).toBe('open')
@@ -56,7 +60,7 @@ describe('useLiveFeed', () => {
 
   it('subscribes with the server-side filters when they change (debounced)', async () => {
     const recent = vi.fn(async () => [])
-    start(fakeClient({ recent }))
+    await start(fakeClient({ recent }))
     const filters = useFiltersStore()
     const socket = FakeSocket.last()
     socket.serverOpen()
@@ -74,16 +78,15 @@ describe('useLiveFeed', () => {
 
   it('on reconnect resumes from the cursor and re-subscribes', async () => {
     const recent = vi.fn(async () => [])
-    start(fakeClient({ recent }))
-    const filters = useFiltersStore()
-    filters.category = 'sports'
+    useFiltersStore().category = 'sports' // set before the feed starts: no debounced refetch follows
+    await start(fakeClient({ recent }))
     let socket = FakeSocket.last()
     socket.serverOpen()
     socket.serverSend({ type: 'new_analysis', data: makeArticle(), cursor: '1700-3' })
     socket.serverClose(1012)
-    vi.advanceTimersByTime(1000)
+    await vi.advanceTimersByTimeAsync(1000)
     socket = FakeSocket.last()
-    expect(socket.url).toBe('ws://api.test/ws?token=tok&since=1700-3')
+    expect(socket.url).toBe('ws://api.test/ws?ticket=tkt&since=1700-3')
     socket.serverOpen()
     expect(sentJson(socket)).toEqual([{ type: 'subscribe', filters: { category: 'sports' } }])
     expect(recent).not.toHaveBeenCalled() // the server replays the gap itself
@@ -91,7 +94,7 @@ describe('useLiveFeed', () => {
 
   it("a quiet connection resumes from the heartbeat's cursor, with nothing fetched over REST", async () => {
     const recent = vi.fn(async () => [])
-    start(fakeClient({ recent }))
+    await start(fakeClient({ recent }))
     const feed = useFeedStore()
     let socket = FakeSocket.last()
     socket.serverOpen()
@@ -102,9 +105,9 @@ describe('useLiveFeed', () => {
     socket.serverSend({ type: 'ping', cursor: '1700-5' })
     expect(feed.cursor).toBe('1700-5')
     socket.serverClose(1006)
-    vi.advanceTimersByTime(1000)
+    await vi.advanceTimersByTimeAsync(1000)
     socket = FakeSocket.last()
-    expect(socket.url).toBe('ws://api.test/ws?token=tok&since=1700-5')
+    expect(socket.url).toBe('ws://api.test/ws?ticket=tkt&since=1700-5')
     socket.serverOpen()
     socket.serverSend({ type: 'initial_data', data: [], cursor: '1700-9', resumed: true })
     expect(feed.cursor).toBe('1700-9')
@@ -112,8 +115,8 @@ describe('useLiveFeed', () => {
     expect(recent).not.toHaveBeenCalled() // the server replayed the gap itself
   })
 
-  it('a later ping moves the cursor past the last article', () => {
-    start()
+  it('a later ping moves the cursor past the last article', async () => {
+    await start()
     const feed = useFeedStore()
     const socket = FakeSocket.last()
     socket.serverOpen()
@@ -126,12 +129,12 @@ describe('useLiveFeed', () => {
   it('when the server could not resume (resumed: false), fills the gap over REST', async () => {
     const missed = makeArticle()
     const recent = vi.fn(async () => [missed])
-    start(fakeClient({ recent }))
+    await start(fakeClient({ recent }))
     const feed = useFeedStore()
     FakeSocket.last().serverOpen()
     FakeSocket.last().serverSend({ type: 'ping', cursor: '1-0' })
     FakeSocket.last().serverClose(1006)
-    vi.advanceTimersByTime(1000)
+    await vi.advanceTimersByTimeAsync(1000)
     FakeSocket.last().serverOpen()
     expect(recent).not.toHaveBeenCalled()
     FakeSocket.last().serverSend({ type: 'initial_data', data: [], cursor: '1900-0', resumed: false })
@@ -143,11 +146,11 @@ describe('useLiveFeed', () => {
   it('without a server cursor, fills the gap over REST after a reconnect', async () => {
     const missed = makeArticle()
     const recent = vi.fn(async () => [missed])
-    start(fakeClient({ recent }))
+    await start(fakeClient({ recent }))
     const feed = useFeedStore()
     FakeSocket.last().serverOpen()
     FakeSocket.last().serverClose(1006)
-    vi.advanceTimersByTime(1000)
+    await vi.advanceTimersByTimeAsync(1000)
     FakeSocket.last().serverOpen()
     await vi.waitFor(() => expect(feed.byId.has(missed.id)).toBe(true))
     expect(recent).toHaveBeenCalledWith(100, {})
@@ -155,7 +158,7 @@ describe('useLiveFeed', () => {
 
   it('clears an API error once the connection comes up', async () => {
     const recent = vi.fn(async () => [])
-    start(fakeClient({ recent }))
+    await start(fakeClient({ recent }))
     const feed = useFeedStore()
     feed.apiError = new ApiError('unreachable', 'down')
     FakeSocket.last().serverOpen()
@@ -164,7 +167,7 @@ describe('useLiveFeed', () => {
 
   it('a lagged notice is shown and the skipped articles are fetched', async () => {
     const recent = vi.fn(async () => [makeArticle()])
-    start(fakeClient({ recent }))
+    await start(fakeClient({ recent }))
     const feed = useFeedStore()
     FakeSocket.last().serverOpen()
     FakeSocket.last().serverSend({ type: 'lagged', dropped: 30 })
@@ -174,12 +177,46 @@ describe('useLiveFeed', () => {
   })
 
   it('a 4401 close leaves the feed unauthorized, without retrying', async () => {
-    start()
+    await start()
     const feed = useFeedStore()
     FakeSocket.last().serverClose(4401)
     await nextTick()
     expect(feed.unauthorized).toBe(true)
-    vi.advanceTimersByTime(60_000)
+    await vi.advanceTimersByTimeAsync(60_000)
     expect(FakeSocket.instances).toHaveLength(1)
+  })
+
+  it('asks for a fresh single-use ticket before every attempt', async () => {
+    let n = 0
+    const wsTicket = vi.fn(async () => `t${++n}`)
+    await start(fakeClient({ wsTicket }))
+    expect(FakeSocket.last().url).toBe('ws://api.test/ws?ticket=t1')
+    FakeSocket.last().serverOpen()
+    FakeSocket.last().serverClose(1006)
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(FakeSocket.last().url).toBe('ws://api.test/ws?ticket=t2')
+    expect(wsTicket).toHaveBeenCalledTimes(2)
+  })
+
+  it('a refused ticket leaves the feed unauthorized without opening a socket', async () => {
+    await start(fakeClient({ wsTicket: async () => Promise.reject(new ApiError('unauthorized', 'no', 401)) }))
+    await nextTick()
+    expect(useFeedStore().unauthorized).toBe(true)
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(FakeSocket.instances).toHaveLength(0)
+  })
+
+  it('a ticket that cannot be fetched (API down) is retried with backoff', async () => {
+    let calls = 0
+    const wsTicket = async () => {
+      calls += 1
+      if (calls === 1) throw new ApiError('unreachable', 'down')
+      return 'later'
+    }
+    await start(fakeClient({ wsTicket }))
+    expect(FakeSocket.instances).toHaveLength(0)
+    expect(useFeedStore().connection).toBe('reconnecting')
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(FakeSocket.last().url).toBe('ws://api.test/ws?ticket=later')
   })
 })

@@ -79,7 +79,7 @@ describe('useReconnectingSocket', () => {
     expect(FakeSocket.last().url).toBe('ws://test/ws?since=b')
   })
 
-  it('does not retry after 4401 (wrong token)', () => {
+  it('does not retry after 4401 (missing, used or expired ticket)', () => {
     const { socket } = setup()
     socket.connect()
     FakeSocket.last().serverClose(4401)
@@ -152,5 +152,22 @@ describe('useReconnectingSocket', () => {
     fail = false
     vi.advanceTimersByTime(1000)
     expect(FakeSocket.instances.length).toBe(1)
+  })
+
+  it('waits for an async URL (a ticket), and drops one that resolves after close()', async () => {
+    let release: (url: string) => void = () => {}
+    const { socket } = setup({ url: () => new Promise<string>((resolve) => (release = resolve)) })
+    socket.connect()
+    expect(FakeSocket.instances.length).toBe(0)
+    release('ws://test/ws?ticket=a')
+    await vi.advanceTimersByTimeAsync(0)
+    expect(FakeSocket.last().url).toBe('ws://test/ws?ticket=a')
+    FakeSocket.last().serverClose(1006)
+    await vi.advanceTimersByTimeAsync(1000) // the retry asks for a new URL
+    socket.close()
+    release('ws://test/ws?ticket=late')
+    await vi.advanceTimersByTimeAsync(0)
+    expect(FakeSocket.instances.length).toBe(1)
+    expect(socket.status.value).toBe('closed')
   })
 })

@@ -159,7 +159,7 @@ describe('search store', () => {
 
   it('shows a bad query (422) with the server reason', async () => {
     const fetchImpl = async () => jsonResponse({ detail: 'unbalanced quote' }, 422)
-    const client = createApiClient({ apiBase: 'http://api', wsUrl: 'ws://api/ws', token: '' }, fetchImpl)
+    const client = createApiClient({ apiBase: 'http://api', wsUrl: 'ws://api/ws' }, fetchImpl)
     const search = useSearchStore()
     search.bind(client)
     search.text = '"bank'
@@ -176,7 +176,7 @@ describe('REST client: stories and search', () => {
       if (url.includes('/search')) return jsonResponse(searchResult([searchHit('1')]))
       return new Response(JSON.stringify([story('a'), { junk: true }]), { status: 200, headers: { 'X-Next-Cursor': 'abc' } })
     }
-    const client = createApiClient({ apiBase: 'http://api', wsUrl: 'ws://api/ws', token: '' }, fetchImpl)
+    const client = createApiClient({ apiBase: 'http://api', wsUrl: 'ws://api/ws' }, fetchImpl)
     const page = await client.stories({ order: 'recent', limit: 5 })
     expect(page.stories.map((s) => s.id)).toEqual(['a'])
     expect(page.nextCursor).toBe('abc')
