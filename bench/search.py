@@ -24,23 +24,26 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from opensearchpy import AsyncOpenSearch
+from opensearchpy.exceptions import NotFoundError
 from redis.asyncio import Redis
 
+from bench.common import env_int, save_section
 from common.schemas import AnalyzedArticle
-from common.search_index import document, index_name, template_body
-from common.search_query import ARCHIVE_FIELD, SearchParams
+from common.search_index import document, index_name, make_client, template_body
+from common.search_query import SearchParams
 from common.settings import OpenSearchSettings
 from common.store import ArticleStore
 from consumer.search import Archive
 from harness.infra import ROOT, Infra, _env_port, port_open
 from producer.corpus import read_corpus
 
-__all__ = ["QUERIES", "main"]
+__all__ = ["QUERIES", "main", "measure", "run"]
 
 START = datetime(2017, 1, 1, tzinfo=UTC)
 _SOURCES = ("BBC", "CNN", "Al Jazeera", "TASS", "RTE", "Deutsche Welle", "China Daily", "ABC News", "HuffPost")
@@ -137,42 +140,45 @@ def corpus(n: int) -> Iterator[AnalyzedArticle]:
                 yield article
 
 
-async def index_corpus(client: AsyncOpenSearch, prefix: str, n: int, batch: int = 500) -> tuple[int, float]:
+async def index_corpus(
+    client: AsyncOpenSearch, prefix: str, n: int, log: Callable[[str], None], batch: int = 500, depth: int = 2
+) -> tuple[int, float]:
+    """Bulk `n` articles (external versions, as the indexer writes them) with `depth` bulks in flight."""
     settings = OpenSearchSettings(index_prefix=prefix, refresh_interval="-1")
-    await client.indices.put_index_template(name=f"{prefix}news-articles", body=_with_archive(template_body(settings)))
+    await client.indices.put_index_template(name=f"{prefix}news-articles", body=template_body(settings))
     started = time.monotonic()
-    lines: list[dict[str, Any]] = []
+    pending: set[asyncio.Task[None]] = set()
+    lines: list[bytes] = []
     count = 0
     for article in corpus(n):
-        doc = {**document(article), ARCHIVE_FIELD: article.model_dump(mode="json")}
-        lines += [{"index": {"_index": index_name(prefix, article.published_at), "_id": article.id}}, doc]
+        action = {"index": {"_index": index_name(prefix, article.published_at), "_id": article.id}}
+        lines += (orjson.dumps(action), orjson.dumps(document(article)))
         count += 1
         if len(lines) >= 2 * batch:
-            await _bulk(client, lines)
+            if len(pending) >= depth:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+            pending.add(asyncio.create_task(_bulk(client, b"\n".join(lines) + b"\n")))
             lines = []
             if count % 10_000 < batch:
-                print(f"  indexed {count}", flush=True)
+                log(f"  indexed {count}")
     if lines:
-        await _bulk(client, lines)
+        pending.add(asyncio.create_task(_bulk(client, b"\n".join(lines) + b"\n")))
+    for task in pending:
+        await task
     await client.indices.refresh(index=f"{prefix}news-articles")
     return count, time.monotonic() - started
 
 
-def _with_archive(body: dict[str, Any]) -> dict[str, Any]:
-    # The whole article for GET /news/{id}'s fallback (kept in _source, not indexed), until the template has it.
-    properties = body["template"]["mappings"]["properties"]
-    properties.setdefault(ARCHIVE_FIELD, {"type": "object", "enabled": False})
-    return body
-
-
-async def _bulk(client: AsyncOpenSearch, lines: list[dict[str, Any]]) -> None:
-    answer = await client.bulk(body=lines, request_timeout=120)
+async def _bulk(client: AsyncOpenSearch, body: bytes) -> None:
+    answer = await client.bulk(body=body, request_timeout=300)
     if answer["errors"]:
         first = next(i for i in answer["items"] if "error" in i["index"])
         raise RuntimeError(f"bulk refused a document: {first}")
 
 
-async def measure_queries(archive: Archive, rounds: int) -> dict[str, list[float]]:
+async def measure_queries(archive: Archive, rounds: int, log: Callable[[str], None]) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {}
     for r in range(rounds + 1):
         for kind, params in QUERIES:
@@ -180,7 +186,7 @@ async def measure_queries(archive: Archive, rounds: int) -> dict[str, list[float
             result = await archive.search(SearchParams(**params))
             elapsed = (time.perf_counter() - started) * 1000
             if r == 0:
-                print(f"  {kind:11} {params!s:70.70} total {result.total}", flush=True)
+                log(f"  {kind:11} {params!s:70.70} total {result.total}")
                 continue  # warm-up
             times.setdefault(kind, []).append(elapsed)
     return times
@@ -211,44 +217,100 @@ async def redis_per_article(redis_url: str, n: int = 3_000) -> tuple[float, floa
         await redis.aclose()
 
 
-async def run(docs: int, rounds: int, redis_port: int) -> None:
+async def _indices(client: AsyncOpenSearch, alias: str) -> list[str]:
+    try:
+        return list((await client.indices.get_alias(index=alias)).keys())
+    except NotFoundError:
+        return []
+
+
+async def measure(
+    docs: int,
+    rounds: int,
+    redis_port: int,
+    log: Callable[[str], None] = print,
+    *,
+    reuse: str | None = None,
+    keep: bool = False,
+) -> dict[str, Any]:
+    """Index (or reuse) the corpus, time the query mix, measure disk and Redis memory per article: the section."""
     infra = Infra(kafka_port=_env_port("KAFKA_PORT", 9092), redis_port=redis_port, started=[])
     url = infra.ensure_opensearch()
-    client = AsyncOpenSearch(hosts=[url], timeout=120, max_retries=0)
-    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+    client = make_client(OpenSearchSettings(url=url, timeout_seconds=300))
+    prefix = reuse or f"bench-{uuid.uuid4().hex[:8]}-"
+    alias = f"{prefix}news-articles"
+    section: dict[str, Any] = {"docs_asked": docs, "rounds": rounds, "queries": len(QUERIES)}
     try:
-        print(f"indexing {docs} articles into {url} ({prefix}news-articles)", flush=True)
-        count, seconds = await index_corpus(client, prefix, docs)
-        print(f"indexed {count} in {seconds:.0f} s ({count / seconds:.0f}/s, one client, bulks of 500)")
-        alias = f"{prefix}news-articles"
-        await client.indices.forcemerge(index=alias, max_num_segments=1, request_timeout=600)
+        existing = await _indices(client, alias)
+        if reuse and existing:
+            count = int((await client.count(index=alias))["count"])
+            log(f"reusing {alias}: {count} articles")
+        else:
+            log(f"indexing {docs} articles into {url} ({alias})")
+            count, seconds = await index_corpus(client, prefix, docs, log)
+            log(f"indexed {count} in {seconds:.0f} s ({count / seconds:.0f}/s, 2 bulks of 500 in flight)")
+            section.update(index_seconds=round(seconds, 1), index_rate=round(count / seconds, 1))
+            await client.indices.forcemerge(index=alias, max_num_segments=1, request_timeout=900)
         stats = await client.indices.stats(index=alias, metric="store,docs")
         size = stats["_all"]["primaries"]["store"]["size_in_bytes"]
-        print(f"disk: {size / 2**20:.0f} MiB for {count} articles = {size / count / 1024:.1f} KiB per article")
-        print(f"      300,000 articles a day: {size / count * 300_000 / 2**30:.2f} GiB a day")
+        section.update(
+            docs=count,
+            store_bytes=size,
+            disk_bytes_per_article=round(size / count),
+            disk_gib_per_300k_articles=round(size / count * 300_000 / 2**30, 2),
+        )
+        log(f"disk: {size / 2**20:.0f} MiB for {count} articles = {size / count / 1024:.1f} KiB per article")
+        log(f"      300,000 articles a day: {size / count * 300_000 / 2**30:.2f} GiB a day")
         archive = Archive(client, prefix, url)
-        times = await measure_queries(archive, rounds)
+        times = await measure_queries(archive, rounds, log)
         every = [t for values in times.values() for t in values]
-        print(f"search latency over {count} articles, {rounds} rounds of {len(QUERIES)} queries (ms):")
+        log(f"search latency over {count} articles, {rounds} rounds of {len(QUERIES)} queries (ms):")
+        kinds: dict[str, dict[str, float]] = {}
         for kind, values in [*times.items(), ("all", every)]:
             p50, p95 = _p(values, 0.5), _p(values, 0.95)
-            print(f"  {kind:11} n={len(values):4}  p50 {p50:6.1f}  p95 {p95:6.1f}  max {max(values):6.1f}")
-        print(f"  mean {statistics.mean(every):.1f}")
+            kinds[kind] = {
+                "n": len(values),
+                "p50_ms": round(p50, 1),
+                "p95_ms": round(p95, 1),
+                "max_ms": round(max(values), 1),
+            }
+            log(f"  {kind:11} n={len(values):4}  p50 {p50:6.1f}  p95 {p95:6.1f}  max {max(values):6.1f}")
+        log(f"  mean {statistics.mean(every):.1f}")
+        section.update(latency=kinds, p95_ms=kinds["all"]["p95_ms"], p50_ms=kinds["all"]["p50_ms"])
     finally:
-        names = (await client.indices.get_alias(index=f"{prefix}news-articles")).keys()
-        if names:
-            await client.indices.delete(index=",".join(names))
-        await client.indices.delete_index_template(name=f"{prefix}news-articles")
+        if not keep:
+            names = await _indices(client, alias)
+            if names:
+                await client.indices.delete(index=",".join(names))
+            await client.indices.delete_index_template(name=alias, ignore=[404])
         await client.close()
     if port_open(redis_port):
         keys_bytes, used_bytes = await redis_per_article(infra.redis_url)
-        print(
+        log(
             f"redis: MEMORY USAGE of the store's keys {keys_bytes / 1024:.1f} KiB per article, used_memory growth "
             f"{used_bytes / 1024:.1f} KiB per article"
         )
-        print(f"       300,000 articles a day: {used_bytes * 300_000 / 2**30:.2f} GiB per day of hot window")
+        log(f"       300,000 articles a day: {used_bytes * 300_000 / 2**30:.2f} GiB per day of hot window")
+        section.update(
+            redis_key_bytes_per_article=round(keys_bytes),
+            redis_bytes_per_article=round(used_bytes),
+            redis_gib_per_300k_articles=round(used_bytes * 300_000 / 2**30, 2),
+        )
     else:
-        print(f"redis: nothing on port {redis_port}; start it (scripts/redis.sh start) to measure memory per article")
+        log(f"redis: nothing on port {redis_port}; start it (scripts/redis.sh start) to measure memory per article")
+    return section
+
+
+def run(log: Callable[[str], None] = print) -> dict[str, Any]:
+    """`python -m bench search`: BENCH_SEARCH_DOCS articles (default 20,000, about 3 minutes on 2 cores;
+    `make bench-search` runs the issue's 100,000), BENCH_SEARCH_ROUNDS measured rounds of the query mix."""
+    started = time.monotonic()
+    docs = env_int("BENCH_SEARCH_DOCS", 20_000, 2_000)
+    rounds = env_int("BENCH_SEARCH_ROUNDS", 5, 1)
+    section = asyncio.run(measure(docs, rounds, _env_port("REDIS_PORT", 6379), log))
+    section["targets"] = {"p95_ms": 100, "docs": 100_000}
+    save_section("search", section, command=f"BENCH_SEARCH_DOCS={docs} python -m bench search", started=started)
+    return section
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,8 +318,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--redis-port", type=int, default=_env_port("REDIS_PORT", 6379))
+    parser.add_argument("--reuse", metavar="PREFIX", help="search an index left by --keep instead of indexing")
+    parser.add_argument("--keep", action="store_true", help="keep the indices (print the prefix to --reuse)")
+    parser.add_argument("--save", action="store_true", help="save the figures as the `search` section")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.docs, args.rounds, args.redis_port))
+    started = time.monotonic()
+    section = asyncio.run(measure(args.docs, args.rounds, args.redis_port, reuse=args.reuse, keep=args.keep))
+    if args.save:
+        section["targets"] = {"p95_ms": 100, "docs": 100_000}
+        command = f"python -m bench.search --docs {args.docs} --rounds {args.rounds}"
+        save_section("search", section, command=command, started=started)
     return 0
 
 

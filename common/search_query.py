@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from common.schemas import STORED, AnalyzedArticle, Sentiment
-from common.search_index import ARCHIVE_FIELD, SEARCH_FIELDS
+from common.search_index import ARCHIVE_FIELD, CJK_FIELDS, SEARCH_FIELDS
 
 __all__ = [
     "ARCHIVE_FIELD",
@@ -70,6 +70,11 @@ _APPROX = {
     "month": timedelta(days=28),
 }
 _TEXT_FIELDS = ("title", "description", "content")
+
+
+def _analyses(field: str) -> tuple[str, str, str]:
+    """The indexed analyses of one text field: as written, English stems, CJK bigrams (common.search_index)."""
+    return (field, f"{field}.en", CJK_FIELDS[field])
 
 
 class InvalidCursor(ValueError):
@@ -223,7 +228,7 @@ def build_query(p: SearchParams, *, now: datetime | None = None) -> dict[str, An
     highlight_fields: dict[str, Any] = {}
     for field in _TEXT_FIELDS:
         whole = field == "title"
-        for name in (field, f"{field}.en", f"{field}.cjk"):
+        for name in _analyses(field):
             highlight_fields[name] = (
                 {"number_of_fragments": 0} if whole else {"fragment_size": 160, "number_of_fragments": 3}
             )
@@ -249,7 +254,7 @@ def build_query(p: SearchParams, *, now: datetime | None = None) -> dict[str, An
             # The text is HTML-escaped around the marks, so a client may render the fragments as HTML.
             "encoder": "html",
             "fields": highlight_fields,
-            # Highlighting re-analyses each stored text (three ways: standard, .en, .cjk); bodies run to
+            # Highlighting re-analyses each stored text (as written, .en, and _cjk when present); bodies run to
             # 20,000 characters, and that analysis was most of a search's time (docs/SEARCH.md). Snippets come
             # from the first HIGHLIGHT_CHARS characters; a match further in still counts, it is not marked.
             "max_analyzer_offset": HIGHLIGHT_CHARS,
@@ -324,7 +329,7 @@ def _highlights(raw: dict[str, list[str]]) -> dict[str, list[str]]:
         # marks the most, so "banks" is marked for "bank" and 삼성전자가 for 삼성전자 (ties: exact words).
         marked = [
             (sum(f.count(HIGHLIGHT_TAGS[0]) for f in raw[name]), -rank, name)
-            for rank, name in enumerate((field, f"{field}.en", f"{field}.cjk"))
+            for rank, name in enumerate(_analyses(field))
             if raw.get(name)
         ]
         if marked:

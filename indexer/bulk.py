@@ -10,17 +10,26 @@
   read again by the next one.
 - A document OpenSearch refuses for good (a 4xx other than 409/429: a mapping error, a too-long term)
   goes to the DLQ with OpenSearch's reason, and so does a record that is not an analysed article.
+- Two bulks in flight (`pump(depth=2)`): while OpenSearch indexes one batch (one write thread per shard
+  and request), the next is polled, decoded and sent, so both of a small node's cores index. Offsets are
+  still committed per batch, in poll order, each only after its own bulk and every earlier one were
+  acknowledged; what two bulks in flight may reorder (two analyses of one article) the external
+  version decides, as it does for any re-delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from opensearchpy import AsyncOpenSearch
@@ -30,13 +39,13 @@ from opensearchpy.exceptions import TransportError
 from common.errors import InvalidMessage
 from common.kafka import send_dead_letter
 from common.retry import until_up
-from common.schemas import AnalyzedArticle, DeadLetter
+from common.schemas import STORED, AnalyzedArticle, DeadLetter
 from common.search_index import document, ensure_index, index_name, version_of
 from common.settings import OpenSearchSettings
 from common.topics import Topics
 from indexer.metrics import IndexerMetrics
 
-__all__ = ["STAGE", "Indexer", "OpenSearchUnavailable"]
+__all__ = ["STAGE", "Indexer", "OpenSearchUnavailable", "call_opensearch"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +65,18 @@ class _Item:
     article: AnalyzedArticle
 
 
+@dataclass(slots=True)
+class _Batch:
+    """One poll's records: the articles to index, and where each partition starts (to read it again) and
+    ends (the offset to commit once the batch is acknowledged)."""
+
+    records: int = 0
+    items: list[_Item] = field(default_factory=list)
+    invalid: list[tuple[ConsumerRecord[bytes, bytes], str]] = field(default_factory=list)
+    first: dict[TopicPartition, int] = field(default_factory=dict)
+    commit: dict[TopicPartition, int] = field(default_factory=dict)
+
+
 def _reason(status: int, error: Any) -> str:
     if isinstance(error, Mapping):
         text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
@@ -65,6 +86,24 @@ def _reason(status: int, error: Any) -> str:
     else:
         text = str(error)
     return f"OpenSearch refused the document ({status}) {text}"[:2_000]
+
+
+async def call_opensearch(metrics: IndexerMetrics, what: str, request: Awaitable[Any]) -> Any:
+    """Await `request`, mapping "OpenSearch is not taking requests" to `OpenSearchUnavailable`."""
+    try:
+        answer = await request
+    except OpenSearchConnectionError as exc:  # refused, reset, timed out
+        metrics.opensearch_up.set(0)
+        metrics.bulk_errors.labels(kind="unreachable").inc()
+        raise OpenSearchUnavailable(f"{what}: {exc}") from exc
+    except TransportError as exc:
+        if isinstance(exc.status_code, int) and exc.status_code in _TRANSIENT:
+            metrics.opensearch_up.set(1)
+            metrics.bulk_errors.labels(kind=str(exc.status_code)).inc()
+            raise OpenSearchUnavailable(f"{what}: {exc.status_code} {exc.error}") from exc
+        raise
+    metrics.opensearch_up.set(1)
+    return answer
 
 
 class Indexer:
@@ -87,6 +126,10 @@ class Indexer:
         self._dlq = dlq
         self._client = client
         self._topics = topics
+        # `news.analyzed` is written by the suite's own worker, which validated and normalised the text: decode
+        # it as stored data (types, limits and the derived id are still checked; the text pass, which was the
+        # indexer's largest Python cost, is skipped).
+        self._analyzed = dataclasses.replace(topics.analyzed, context=STORED)
         self._opensearch = opensearch
         self._metrics = metrics
         self._batch_size = batch_size
@@ -98,21 +141,7 @@ class Indexer:
     # -- OpenSearch ---------------------------------------------------------------------------------
 
     async def _call(self, what: str, request: Any) -> Any:
-        """Await `request`, mapping "OpenSearch is not taking requests" to `OpenSearchUnavailable`."""
-        try:
-            answer = await request
-        except OpenSearchConnectionError as exc:  # refused, reset, timed out
-            self._metrics.opensearch_up.set(0)
-            self._metrics.bulk_errors.labels(kind="unreachable").inc()
-            raise OpenSearchUnavailable(f"{what}: {exc}") from exc
-        except TransportError as exc:
-            if isinstance(exc.status_code, int) and exc.status_code in _TRANSIENT:
-                self._metrics.opensearch_up.set(1)
-                self._metrics.bulk_errors.labels(kind=str(exc.status_code)).inc()
-                raise OpenSearchUnavailable(f"{what}: {exc.status_code} {exc.error}") from exc
-            raise
-        self._metrics.opensearch_up.set(1)
-        return answer
+        return await call_opensearch(self._metrics, what, request)
 
     async def prepare_index(self) -> None:
         """Write the index template and this month's index, waiting out an OpenSearch that is not up yet."""
@@ -125,20 +154,19 @@ class Indexer:
 
     async def _bulk(self, items: Sequence[_Item]) -> tuple[list[_Item], list[tuple[_Item, str]]]:
         """One bulk request: (items to retry, items refused for good with the reason)."""
-        body: list[dict[str, Any]] = []
+        lines: list[bytes] = []
         for item in items:
             article = item.article
-            body.append(
-                {
-                    "index": {
-                        "_index": index_name(self._opensearch.index_prefix, article.published_at),
-                        "_id": article.id,
-                        "version": version_of(article),
-                        "version_type": "external",
-                    }
+            action = {
+                "index": {
+                    "_index": index_name(self._opensearch.index_prefix, article.published_at),
+                    "_id": article.id,
+                    "version": version_of(article),
+                    "version_type": "external",
                 }
-            )
-            body.append(document(article))
+            }
+            lines += (orjson.dumps(action), orjson.dumps(document(article)))
+        body = b"\n".join(lines) + b"\n"  # NDJSON, serialised once here (orjson) rather than by the client
         started = time.perf_counter()
         try:
             answer = await self._call("bulk", self._client.bulk(body=body))
@@ -191,9 +219,9 @@ class Indexer:
         letter = DeadLetter.wrap(record.value, stage=STAGE, error=reason, key=record.key, topic=record.topic)
         await send_dead_letter(self._dlq, self._topics.dead_letters, letter)
 
-    async def _commit(self) -> None:
+    async def _commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         try:
-            await self._consumer.commit()
+            await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             # The group rebalanced while the batch waited (a long outage): whoever owns the partitions now
             # reads the batch again from the last commit; indexing it twice is harmless (external versions).
@@ -211,7 +239,7 @@ class Indexer:
             items: list[_Item] = []
             for record in records:
                 try:
-                    items.append(_Item(record, self._topics.analyzed.decode(record.value)))
+                    items.append(_Item(record, self._analyzed.decode(record.value)))
                 except InvalidMessage as exc:
                     self._metrics.documents.labels(result="failed").inc()
                     await self._dead_letter(record, f"not an analysed article ({exc.kind}): {exc}", "invalid")
@@ -229,15 +257,79 @@ class Indexer:
             raise
         return len(records)
 
-    async def run(self) -> None:
-        """Prepare the index, then index for ever; a Kafka error is waited out (the batch is read again)."""
+    async def _poll(self) -> _Batch | None:
+        """One poll, decoded; None when nothing came."""
+        polled = await self._consumer.getmany(timeout_ms=self._poll_timeout_ms, max_records=self._batch_size)
+        batch = _Batch()
+        for tp, messages in polled.items():
+            if not messages:
+                continue
+            batch.first[tp], batch.commit[tp] = messages[0].offset, messages[-1].offset + 1
+            for record in messages:
+                batch.records += 1
+                try:
+                    batch.items.append(_Item(record, self._analyzed.decode(record.value)))
+                except InvalidMessage as exc:
+                    batch.invalid.append((record, f"not an analysed article ({exc.kind}): {exc}"))
+        return batch if batch.records else None
+
+    async def _settle(self, batch: _Batch) -> None:
+        """Index one batch until acknowledged, dead-lettering what cannot be indexed (not yet committed)."""
+        for record, reason in batch.invalid:
+            self._metrics.documents.labels(result="failed").inc()
+            await self._dead_letter(record, reason, "invalid")
+        for item, reason in await self.index(batch.items):
+            self._metrics.documents.labels(result="failed").inc()
+            log.warning("article %s refused by OpenSearch: %s", item.article.id, reason)
+            await self._dead_letter(item.record, reason, "refused")
+
+    async def pump(self, *, depth: int = 2, done: Callable[[], Awaitable[bool]] | None = None) -> int:
+        """Poll, index and commit with up to `depth` batches in flight, until `done()` (None: for ever);
+        the number of records handled. Batches are committed in poll order, each after its acknowledgement
+        and its predecessors'; on any error (or cancellation) the unfinished bulks are cancelled and every
+        partition is rewound to its first uncommitted record, so nothing is skipped."""
+        in_flight: deque[tuple[_Batch, asyncio.Task[None]]] = deque()
+        handled = 0
+        try:
+            while True:
+                finished = done is not None and await done()
+                while not finished and len(in_flight) < depth:
+                    batch = await self._poll()
+                    if batch is None:
+                        break
+                    in_flight.append((batch, asyncio.create_task(self._settle(batch))))
+                if not in_flight:
+                    if finished:
+                        return handled
+                    continue
+                batch, task = in_flight[0]
+                await task
+                in_flight.popleft()
+                await self._commit(batch.commit)
+                handled += batch.records
+        except BaseException:
+            rewind: dict[TopicPartition, int] = {}
+            for batch, task in in_flight:
+                task.cancel()
+                for tp, offset in batch.first.items():
+                    rewind[tp] = min(offset, rewind.get(tp, offset))
+            for _, task in in_flight:
+                with contextlib.suppress(BaseException):
+                    await task
+            for tp, offset in rewind.items():
+                with contextlib.suppress(IllegalStateError):  # no longer assigned: its new owner reads it
+                    self._consumer.seek(tp, offset)
+            raise
+
+    async def run(self, *, depth: int = 2) -> None:
+        """Prepare the index, then index for ever; a Kafka error is waited out (the batches are read again)."""
         self.running = True
         try:
             await self.prepare_index()
             while True:
                 async for attempt in until_up("reading news.analyzed", on=(KafkaError,), initial=0.5, logger=log):
                     with attempt:
-                        await self.run_once()
+                        await self.pump(depth=depth)
         finally:
             self.running = False
 

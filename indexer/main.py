@@ -31,6 +31,7 @@ from common.webapp import configure_logging, install_error_handlers, ops_router
 from indexer.bulk import Indexer
 from indexer.metrics import IndexerMetrics
 from indexer.settings import IndexerSettings, get_settings
+from indexer.stories import StoryLinker
 
 __all__ = ["app", "create_app"]
 
@@ -57,9 +58,14 @@ def _start(stack: AsyncExitStack, coroutine: Coroutine[Any, Any, None], name: st
 
 async def _readiness(request: Request) -> dict[str, bool]:
     indexer: Indexer | None = getattr(request.app.state, "indexer", None)
-    if indexer is None:
-        return {"opensearch": False, "indexing": False}
-    return {"opensearch": await indexer.opensearch_answers(), "indexing": indexer.running and indexer.index_ready}
+    linker: StoryLinker | None = getattr(request.app.state, "linker", None)
+    if indexer is None or linker is None:
+        return {"opensearch": False, "indexing": False, "story_links": False}
+    return {
+        "opensearch": await indexer.opensearch_answers(),
+        "indexing": indexer.running and indexer.index_ready,
+        "story_links": linker.running,
+    }
 
 
 def create_app(settings: IndexerSettings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -109,8 +115,35 @@ def create_app(settings: IndexerSettings | None = None, registry: CollectorRegis
                 poll_timeout_ms=config.poll_timeout_ms,
                 retry_max_seconds=config.retry_max_seconds,
             )
-            app.state.indexer = indexer
-            _start(stack, indexer.run(), "index")
+            # Story links (`news.stories` -> story_id): a second consumer with its own group and offsets, so a
+            # link waiting for its article never holds the articles back.
+            story_consumer = await open_consumer(
+                stack,
+                settings.kafka,
+                topics.stories.name,
+                timeout=config.startup_timeout,
+                group_id=f"{config.group_id}-stories",
+                client_id="news-indexer-stories",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=config.batch_size,
+                max_poll_interval_ms=30 * 60 * 1000,
+            )
+            linker = StoryLinker(
+                story_consumer,
+                dlq,
+                client,
+                topics,
+                settings.opensearch,
+                metrics,
+                batch_size=config.batch_size,
+                poll_timeout_ms=config.poll_timeout_ms,
+                retry_max_seconds=config.retry_max_seconds,
+                wait_seconds=config.story_wait_seconds,
+            )
+            app.state.indexer, app.state.linker = indexer, linker
+            _start(stack, indexer.run(depth=config.in_flight), "index")
+            _start(stack, linker.run(), "story-links")
             _start(stack, indexer.watch_lag(config.lag_interval), "lag")
             yield
 

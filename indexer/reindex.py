@@ -36,7 +36,9 @@ __all__ = ["main", "reindex"]
 log = logging.getLogger(__name__)
 
 
-async def reindex(settings: IndexerSettings, *, group: str, batch_size: int) -> dict[str, float]:
+async def reindex(
+    settings: IndexerSettings, *, group: str, batch_size: int, in_flight: int | None = None
+) -> dict[str, float]:
     """Index every record of `news.analyzed` present now; a summary of counts and the rate."""
     topics = Topics.of(settings.kafka.topics)
     metrics = IndexerMetrics.create(CollectorRegistry())
@@ -66,16 +68,18 @@ async def reindex(settings: IndexerSettings, *, group: str, batch_size: int) -> 
             for p in sorted(consumer.partitions_for_topic(topics.analyzed.name) or ())
         ]
         ends = await consumer.end_offsets(partitions)
-        started = time.perf_counter()
-        records = 0
-        while True:
+        wanted = {tp.partition for tp in partitions}
+
+        async def done() -> bool:
             # Done when every partition's position reached its end offset at start (records after that
             # are the live indexer's business).
             assigned = consumer.assignment()
-            if assigned and all([await consumer.position(tp) >= ends.get(tp, 0) for tp in assigned]):
-                if {tp.partition for tp in assigned} >= {tp.partition for tp in partitions}:
-                    break
-            records += await indexer.run_once()
+            if not assigned or {tp.partition for tp in assigned} < wanted:
+                return False
+            return all([await consumer.position(tp) >= ends.get(tp, 0) for tp in assigned])
+
+        started = time.perf_counter()
+        records = await indexer.pump(depth=in_flight or settings.indexer.in_flight, done=done)
         elapsed = time.perf_counter() - started
         await client.indices.refresh(index=alias_name(settings.opensearch.index_prefix))
     counts = {
@@ -96,13 +100,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--group", default=None, help="consumer group (default: a fresh one per run)")
     parser.add_argument("--batch-size", type=int, default=None, help="articles per bulk (default INDEXER__BATCH_SIZE)")
+    parser.add_argument("--in-flight", type=int, default=None, help="bulks in flight (default INDEXER__IN_FLIGHT)")
     args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(settings.log_level)
     group = args.group or f"{settings.indexer.group_id}-reindex-{int(time.time())}"
     batch = args.batch_size or settings.indexer.batch_size
-    summary = asyncio.run(reindex(settings, group=group, batch_size=batch))
-    print(json.dumps({"group": group, "batch_size": batch, **summary}))
+    depth = args.in_flight or settings.indexer.in_flight
+    summary = asyncio.run(reindex(settings, group=group, batch_size=batch, in_flight=depth))
+    print(json.dumps({"group": group, "batch_size": batch, "in_flight": depth, **summary}))
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ async def test_produced_articles_are_searchable_in_english_and_korean(
     assert sorted(found) == sorted(a.id for a in articles)
 
     # Korean: the word with its particle is found by the word alone, through the bigram subfield only.
-    assert await search(opensearch, search_prefix, {"match": {"title.cjk": "삼성전자"}}) == [korean.id]
+    assert await search(opensearch, search_prefix, {"match": {"title_cjk": "삼성전자"}}) == [korean.id]
     assert await search(opensearch, search_prefix, {"match": {"title": "삼성전자"}}) == []
     hits = await search(
         opensearch, search_prefix, {"simple_query_string": {"query": "삼성전자", "fields": SEARCH_FIELDS}}
@@ -224,3 +224,41 @@ async def test_killed_mid_stream_nothing_is_missing_after_restart(
     spawn_indexer()
     found = await wait_indexed(opensearch, search_prefix, [a.id for a in articles], timeout=90)
     assert len(found) == len(set(found)) == len(articles)
+
+
+async def test_story_links_set_story_id_also_when_the_link_comes_before_its_article(
+    spawn_indexer: Spawn, kafka_settings: KafkaSettings, opensearch: AsyncOpenSearch, search_prefix: str
+) -> None:
+    from tests.integration.test_consumer_stories import produce_updates, updates_for
+
+    members = [make_article(n, title=f"Harbour strike day {n}") for n in range(1, 4)]
+    late = make_article(9, title="Harbour strike ends")
+    loner = make_article(10)
+    updates = updates_for([*members, late])
+    proc = spawn_indexer()
+    # Three members are indexed first; the fourth's link arrives before its article (the indexer may lag).
+    await produce(kafka_settings, [*members, loner])
+    await wait_indexed(opensearch, search_prefix, [a.id for a in [*members, loner]])
+    await produce_updates(kafka_settings, [*updates, b"not a story update"])
+    await asyncio.sleep(2)
+    await produce(kafka_settings, [late])
+    story = members[0].id
+    deadline = time.monotonic() + 60
+    while True:
+        linked = await search(opensearch, search_prefix, {"term": {"story_id": story}})
+        if sorted(linked) == sorted(a.id for a in [*members, late]):
+            break
+        assert time.monotonic() < deadline, f"only {len(linked)} of 4 articles linked to the story"
+        await asyncio.sleep(0.5)
+    assert await search(opensearch, search_prefix, {"term": {"story_id": loner.id}}) == []
+    # A re-delivered copy of an analysis stays stale (the update bumped the version) and keeps the link.
+    await produce(kafka_settings, [members[1]])
+    deadline = time.monotonic() + 30
+    while metric(proc, 'news_indexer_documents_total{result="stale"}') < 1:
+        assert time.monotonic() < deadline, "the re-delivered article was never answered as stale"
+        await asyncio.sleep(0.3)
+    assert members[1].id in await search(opensearch, search_prefix, {"term": {"story_id": story}})
+    assert metric(proc, 'news_indexer_documents_total{result="story_linked"}') >= 4
+    letters = await dead_letters(kafka_settings, want=1)
+    assert [letter.stage for letter in letters] == ["indexer-stories"]
+    assert "not_json" in letters[0].error

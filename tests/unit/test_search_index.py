@@ -8,10 +8,12 @@ import pytest
 
 from common.schemas import AnalyzedArticle
 from common.search_index import (
+    CJK_FIELDS,
     MAPPINGS,
     SEARCH_FIELDS,
     alias_name,
     document,
+    has_cjk,
     index_name,
     template_body,
     version_of,
@@ -41,8 +43,9 @@ def test_every_text_field_has_english_and_cjk_analyses() -> None:
     props = MAPPINGS["properties"]
     for name in ("title", "description", "content"):
         assert props[name]["analyzer"] == "standard"
+        assert set(props[name]["fields"]) == {"en"}  # no third analysis of every English body
         assert props[name]["fields"]["en"]["analyzer"] == "english"
-        assert props[name]["fields"]["cjk"]["analyzer"] == "cjk"
+        assert props[CJK_FIELDS[name]]["analyzer"] == "cjk"
     assert props["source"]["normalizer"] == "lowercase"
     assert props["url"]["index"] is False
     for field in SEARCH_FIELDS:
@@ -61,6 +64,16 @@ def test_document_has_only_mapped_fields_and_skips_absent_ones() -> None:
     assert "content" not in doc and "story_id" not in doc
     assert doc["entities"] and set(doc["entities"][0]) == {"id", "name", "type"}
     assert doc["published_at"].startswith("2024-05-01T12:01")
+
+
+def test_cjk_copies_are_written_only_for_text_with_cjk_characters() -> None:
+    assert has_cjk("삼성전자가") and has_cjk("東京") and has_cjk("カタカナ") and has_cjk("ㄱ")
+    assert not has_cjk("Markets rally; prices fell 3%") and not has_cjk("Ærøskøbing, São Paulo, Москва")
+    english = document(make_article(1, title="Markets rally", content="Prices rose."))
+    assert not set(CJK_FIELDS.values()) & set(english)
+    mixed = document(make_article(2, title="Samsung (삼성전자) results", content="Prices rose."))
+    assert mixed["title_cjk"] == mixed["title"] and "content_cjk" not in mixed
+    assert set(mixed) <= set(MAPPINGS["properties"])
 
 
 def test_version_is_analyzed_at_in_microseconds_and_grows_with_it() -> None:

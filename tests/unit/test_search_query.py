@@ -156,11 +156,11 @@ def test_the_analysis_that_marks_most_is_shown() -> None:
     raw = {
         "title": ["<mark>Central</mark> banks hold rates"],
         "title.en": ["<mark>Central</mark> <mark>banks</mark> hold rates"],
-        "content.cjk": ["<mark>삼성전자가</mark> 발표했다"],
+        "content_cjk": ["<mark>삼성전자가</mark> 발표했다"],
         "content": ["삼성전자가 발표했다"],
     }
     shown = _highlights(raw)
-    assert shown == {"title": raw["title.en"], "content": raw["content.cjk"]}
+    assert shown == {"title": raw["title.en"], "content": raw["content_cjk"]}
     # a tie keeps the exact words
     assert _highlights({"title": ["<mark>a</mark>"], "title.en": ["<mark>b</mark>"]}) == {"title": ["<mark>a</mark>"]}
 
