@@ -1,11 +1,21 @@
-"""`python -m bench [engine|pipeline|serving|report|all]` (see mk/bench.mk and docs/BENCHMARKS.md)."""
+"""`python -m bench [STAGE ...|report|all]` (stages in STAGES below; see mk/bench.mk and docs/BENCHMARKS.md)."""
 
 from __future__ import annotations
 
+import importlib
 import resource
 import signal
 import sys
 import time
+
+# Each stage is a module with `run(log)` that saves its section of bench/results/latest.json; `all` runs ALL,
+# then renders the report.
+STAGES = {
+    "engine": "bench.engine",
+    "pipeline": "bench.pipeline",
+    "serving": "bench.serving",
+}
+ALL = list(STAGES)
 
 
 def _log(message: str) -> None:
@@ -25,29 +35,20 @@ def main(argv: list[str]) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, cap), hard))
     stages = argv or ["all"]
     if stages == ["all"]:
-        stages = ["engine", "pipeline", "serving", "report"]
+        stages = [*ALL, "report"]
+    for stage in stages:
+        if stage not in STAGES and stage != "report":
+            print(f"unknown stage {stage!r}: {', '.join(STAGES)}, report or all", file=sys.stderr)
+            return 2
     for stage in stages:
         started = time.monotonic()
         _log(f"== {stage}")
-        if stage == "engine":
-            from bench import engine
-
-            engine.run(_log)
-        elif stage == "pipeline":
-            from bench import pipeline
-
-            pipeline.run(_log)
-        elif stage == "serving":
-            from bench import serving
-
-            serving.run(_log)
-        elif stage == "report":
+        if stage == "report":
             from bench import report
 
             report.write(_log)
         else:
-            print(f"unknown stage {stage!r}: engine, pipeline, serving, report or all", file=sys.stderr)
-            return 2
+            importlib.import_module(STAGES[stage]).run(_log)
         _log(f"== {stage} done in {time.monotonic() - started:.0f}s")
     return 0
 
