@@ -173,6 +173,15 @@ try {
   await page.screenshot({ path: `${screenshotDir}/dashboard-phone-ko.png`, fullPage: true })
   result.checks.push('korean + phone width')
 
+  // A Korean browser that never chose a language opens the dashboard in Korean (a fresh context: no stored choice).
+  const koContext = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'ko-KR' })
+  const koPage = await koContext.newPage()
+  await koPage.goto(url, { waitUntil: 'domcontentloaded' })
+  await koPage.getByRole('heading', { level: 1, name: '실시간 뉴스' }).waitFor({ timeout: timeoutMs })
+  check((await koPage.getAttribute('html', 'lang')) === 'ko', 'a Korean browser opens the dashboard in Korean')
+  await koContext.close()
+  result.checks.push('korean browser opens in korean')
+
   // 6. Stories: a story produced while the view is open appears live, with its sources and coverage.
   await page.setViewportSize({ width: 1280, height: 900 })
   await page.getByTestId('locale-en').click()

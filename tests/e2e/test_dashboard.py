@@ -388,6 +388,7 @@ async def test_dashboard_streams_filters_and_escapes_in_a_real_browser(
         "detail panel",
         "filters hide and restore",
         "korean + phone width",
+        "korean browser opens in korean",
         "story appears live",
         "story from GET /stories, in korean",
         "story detail",
