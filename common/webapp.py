@@ -397,18 +397,54 @@ def mount_guarded(
 ) -> None:
     """Include `router` behind `require_access(access, limiter, scope)`, and document on each of its routes
     the statuses that brings: 401 (tokens configured), 403 (and the route writes), 429 (the route writes and
-    the limiter is on). Read routes keep their documented statuses as they were."""
-    first = len(app.router.routes)
+    the limiter is on). Read routes of an open service keep their documented statuses as they were."""
     app.include_router(router, dependencies=[Depends(require_access(access, limiter, scope))])
-    for route in app.router.routes[first:]:
+    added: list[tuple[str, str, tuple[int, ...]]] = []
+    for route in router.routes:
         if not isinstance(route, APIRoute):
             continue
-        writes = (scope or ("read" if (route.methods or set()) <= _SAFE_METHODS else "write")) == "write"
-        statuses = [s for s, on in ((401, not access.open), (403, writes and not access.open)) if on]
-        if writes and limiter is not None and limiter.rate > 0:
-            statuses.append(429)
-        for status, spec in error_responses(*statuses).items():
-            route.responses.setdefault(status, spec)
+        for method in route.methods or ():
+            writes = (scope or ("read" if method in _SAFE_METHODS else "write")) == "write"
+            statuses = [s for s, on in ((401, not access.open), (403, writes and not access.open)) if on]
+            if writes and limiter is not None and limiter.rate > 0:
+                statuses.append(429)
+            if statuses:
+                added.append((route.path, method.lower(), tuple(statuses)))
+    _document_statuses(app, added)
+
+
+def _document_statuses(app: FastAPI, added: list[tuple[str, str, tuple[int, ...]]]) -> None:
+    """Add error statuses to operations of the app's OpenAPI document (FastAPI's documented way to extend it:
+    replace `app.openapi`), since a router included with dependencies cannot say which of its routes write."""
+    pending: list[tuple[str, str, tuple[int, ...]]] | None = getattr(app.state, "access_statuses", None)
+    if pending is not None:  # the document is already extended: add to what it will add
+        pending.extend(added)
+        return
+    pending = app.state.access_statuses = list(added)
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault("ErrorBody", ErrorBody.model_json_schema())
+        for path, method, statuses in pending:
+            operation = schema.get("paths", {}).get(path, {}).get(method)
+            if operation is None:
+                continue
+            for status in statuses:
+                operation.setdefault("responses", {}).setdefault(
+                    str(status),
+                    {
+                        "description": _ERROR_TEXT[status],
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                    },
+                )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def bearer_auth(token: SecretStr | None) -> Callable[..., Awaitable[None]]:
