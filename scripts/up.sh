@@ -139,7 +139,7 @@ up() {
 
   local limit=()
   [ -n "${REPLAY_LIMIT:-}" ] && limit=(--limit "$REPLAY_LIMIT")
-  launch replay - "$PY" -m producer.replay --rate "$REPLAY_RATE" --no-progress "${limit[@]}"
+  launch replay - "$PY" -m producer.replay --rate "$REPLAY_RATE" --shift-to-now --no-progress "${limit[@]}"
 
   trap - EXIT
   cat <<MSG
