@@ -140,8 +140,12 @@ class Poller:
                 self._metrics.fetch_duration.labels(source=name).observe(time.perf_counter() - started)
             report.not_modified = result.not_modified
             status.not_modified += int(result.not_modified)
+            items = result.items
+            if source.fulltext is not None and items:
+                # Never fails the poll: a page that gives no text leaves its article as the source gave it.
+                items = await source.fulltext.enrich(name, items, self._client)
             try:
-                results = await self._publishers[name].publish(result.items)
+                results = await self._publishers[name].publish(items)
             except NewsSuiteError as exc:  # Kafka or Redis: nothing unacknowledged was marked, the next poll retries
                 self._failed(status, report, SourceError(str(exc), code="publish"))
                 return report

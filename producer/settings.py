@@ -109,6 +109,24 @@ class NewsAPISettings(BaseModel):
         return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
 
 
+class FullTextSettings(BaseModel):
+    """Full article text (producer/fulltext.py): fetch the page of an article whose body is short and extract
+    its main text. Off by default: it fetches third-party pages (README "Full article text")."""
+
+    enabled: bool = False
+    sources: list[Literal["newsapi", "rss"]] = ["newsapi", "rss"]  # pydantic copies the default
+    # A body (content, else description) shorter than this is a truncated body or a lead: NewsAPI's cut is
+    # 200 characters plus its "[+N chars]" marker; a feed's lead is a sentence or two.
+    min_chars: int = Field(default=500, ge=1, le=20_000)
+    max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    per_host: int = Field(default=1, ge=1, le=2)  # pages fetched at once from one host: polite
+    max_per_poll: int = Field(default=100, ge=1, le=1_000)  # pages fetched per poll of one source, at most
+    robots: bool = True  # honour robots.txt (cached per host)
+    robots_ttl_seconds: float = Field(default=3600.0, ge=0)
+    user_agent: str = "news-suite-fulltext/0.1 (+https://github.com/; article text for news analysis)"
+
+
 class ProducerConfig(BaseModel):
     port: int = 8001
     max_push_items: int = Field(default=500, ge=1, le=10_000)
@@ -134,6 +152,7 @@ class ProducerConfig(BaseModel):
     # Must be unique per replica (the host name is, in Kubernetes and on one machine).
     instance_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=100)
     publish_chunk: int = Field(default=200, ge=1, le=10_000)
+    fulltext: FullTextSettings = Field(default_factory=FullTextSettings)
 
     @field_validator("rss_feeds")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from producer.fulltext import FullText
 from producer.settings import ProducerSettings
 from producer.sources.base import FetchResult, HttpPolicy, Source
 from producer.sources.newsapi import NewsAPISource, map_newsapi_article
@@ -29,4 +30,9 @@ def build_sources(settings: ProducerSettings) -> list[Source]:
     if settings.newsapi.enabled:
         sources.extend(NewsAPISource(q, settings.newsapi, policy) for q in settings.newsapi.queries)
     sources.extend(FeedSource(feed, cfg.rss_interval_seconds, policy) for feed in cfg.rss_feeds)
+    if cfg.fulltext.enabled:
+        fulltext = FullText(cfg.fulltext)  # one for all sources: the per-host limit and robots cache are shared
+        for source in sources:
+            if fulltext.applies_to(source.kind):
+                source.fulltext = fulltext
     return sources

@@ -5,12 +5,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from common.errors import SourceError, SourceRateLimited
+
+if TYPE_CHECKING:
+    from producer.fulltext import FullText
 
 __all__ = ["FetchResult", "HttpPolicy", "Source", "http_get"]
 
@@ -70,6 +73,8 @@ class Source(abc.ABC):
     def __init__(self, name: str, interval: float) -> None:
         self.name = name
         self.interval = interval
+        # Set by `build_sources` when full article text is on for this kind of source (the poller uses it).
+        self.fulltext: FullText | None = None
 
     @abc.abstractmethod
     async def fetch(self, client: httpx.AsyncClient) -> FetchResult: ...

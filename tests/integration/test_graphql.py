@@ -81,8 +81,10 @@ async def test_graphql_answers_what_rest_answers(
             cursor: str | None = None
             pages = 0
             while True:
-                params = {"limit": 2, "sentiment": "positive", "source": "acme wire"}
-                rest = await client.get(f"/news/{order}", params=params | ({"cursor": cursor} if cursor else {}))
+                params: dict[str, str | int] = {"limit": 2, "sentiment": "positive", "source": "acme wire"}
+                if cursor is not None:
+                    params["cursor"] = cursor
+                rest = await client.get(f"/news/{order}", params=params)
                 answer = (await gql(client, query, cursor=cursor, order=order))["articles"]
                 assert [a["id"] for a in answer["nodes"]] == [a["id"] for a in rest.json()], order
                 for r, g in zip(rest.json(), answer["nodes"], strict=True):
