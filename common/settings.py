@@ -74,7 +74,9 @@ class KafkaSettings(BaseModel):
 class RedisSettings(BaseModel):
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "news:"
-    ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # The hot window (issue 16): the live feed, WebSocket resume and statistics read Redis for 48 hours; older
+    # articles are served from the archive (OpenSearch). Memory per article and per day: docs/SEARCH.md.
+    ttl_seconds: int = Field(default=48 * 3600, ge=60)
     max_connections: int = Field(default=64, ge=2, le=10_000)
     pool_timeout_seconds: float = Field(default=10.0, gt=0)
 
