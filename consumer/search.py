@@ -12,6 +12,7 @@ many histogram buckets) is the caller's to change, so it is a 422 naming `q` or 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated, Any
 
@@ -96,6 +97,14 @@ class Archive:
                 [{"type": "value_error", "loc": ("query", field), "msg": f"the search engine refused it: {reason}"}]
             ) from exc
         return parse_result(params, answer)
+
+    async def answers(self, timeout: float = 2.0) -> bool:
+        """Whether OpenSearch answers a ping within `timeout` seconds (for `/readyz`, which reports it without
+        gating on it: the live feed does not need the archive; docs/SEARCH.md)."""
+        try:
+            return bool(await asyncio.wait_for(self._client.ping(), timeout=timeout))
+        except (TransportError, OSError, TimeoutError):
+            return False
 
     async def get_json(self, article_id: str) -> str | None:
         """The archived article's JSON (the same shape Redis stored), or None."""

@@ -8,7 +8,9 @@ service: same documents, same external versions, same dead letters. Replaying in
 holds the articles changes nothing (an equal version is a 409, counted as stale); into an empty or new
 index (another `OPENSEARCH__INDEX_PREFIX`, or after deleting the month's indices) it rebuilds them.
 What Kafka no longer retains cannot be replayed: the topic's retention bounds what a rebuild recovers.
-Prints what it did and its rate (articles/s), which is also the bulk-indexing figure of docs/SEARCH.md.
+Then `news.stories` is replayed the same way (`indexer.stories.StoryLinker`, a `-stories` group), so the
+rebuilt index knows each article's story (`--no-links` skips it). Prints what it did and the articles' rate
+(articles/s), which is also the bulk-indexing figure of docs/SEARCH.md.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import logging
 import time
 from contextlib import AsyncExitStack
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
+from opensearchpy import AsyncOpenSearch
 from prometheus_client import CollectorRegistry
 
 from common.kafka import open_consumer, open_producer
@@ -30,6 +33,7 @@ from common.webapp import configure_logging
 from indexer.bulk import Indexer
 from indexer.metrics import IndexerMetrics
 from indexer.settings import IndexerSettings, get_settings
+from indexer.stories import StoryLinker
 
 __all__ = ["main", "reindex"]
 
@@ -37,9 +41,11 @@ log = logging.getLogger(__name__)
 
 
 async def reindex(
-    settings: IndexerSettings, *, group: str, batch_size: int, in_flight: int | None = None
+    settings: IndexerSettings, *, group: str, batch_size: int, in_flight: int | None = None, links: bool = True
 ) -> dict[str, float]:
-    """Index every record of `news.analyzed` present now; a summary of counts and the rate."""
+    """Index every record of `news.analyzed` present now, then (`links`) replay `news.stories` onto them; a
+    summary of counts and the articles' rate."""
+    linked = 0
     topics = Topics.of(settings.kafka.topics)
     metrics = IndexerMetrics.create(CollectorRegistry())
     async with AsyncExitStack() as stack:
@@ -82,6 +88,10 @@ async def reindex(
         records = await indexer.pump(depth=in_flight or settings.indexer.in_flight, done=done)
         elapsed = time.perf_counter() - started
         await client.indices.refresh(index=alias_name(settings.opensearch.index_prefix))
+        if links:
+            # Then the story links, so a rebuilt index answers `?story=` too (their articles are all in now).
+            linked = await _replay_links(stack, settings, topics, client, dlq, metrics, group, batch_size)
+            await client.indices.refresh(index=alias_name(settings.opensearch.index_prefix))
     counts = {
         sample.labels["result"]: sample.value
         for family in metrics.documents.collect()
@@ -92,8 +102,48 @@ async def reindex(
         "records": records,
         "seconds": round(elapsed, 2),
         "articles_per_second": round(records / elapsed, 1) if elapsed else 0.0,
+        "story_link_records": linked,
         **{result: counts.get(result, 0.0) for result in ("indexed", "stale", "failed")},
     }
+
+
+async def _replay_links(
+    stack: AsyncExitStack,
+    settings: IndexerSettings,
+    topics: Topics,
+    client: AsyncOpenSearch,
+    dlq: AIOKafkaProducer,
+    metrics: IndexerMetrics,
+    group: str,
+    batch_size: int,
+) -> int:
+    """Every record of `news.stories` present now through `StoryLinker` (missing articles wait 10 s at most:
+    they are not coming); the number of records."""
+    consumer = await open_consumer(
+        stack,
+        settings.kafka,
+        topics.stories.name,
+        group_id=f"{group}-stories",
+        client_id="news-reindex-stories",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=batch_size,
+        max_poll_interval_ms=30 * 60 * 1000,
+    )
+    linker = StoryLinker(
+        consumer, dlq, client, topics, settings.opensearch, metrics, batch_size=batch_size, wait_seconds=10.0
+    )
+    partitions = [
+        TopicPartition(topics.stories.name, p) for p in sorted(consumer.partitions_for_topic(topics.stories.name) or ())
+    ]
+    ends = await consumer.end_offsets(partitions)
+    records = 0
+    while True:
+        assigned = consumer.assignment()
+        if assigned and {tp.partition for tp in assigned} >= {tp.partition for tp in partitions}:
+            if all([await consumer.position(tp) >= ends.get(tp, 0) for tp in assigned]):
+                return records
+        records += await linker.run_once()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,13 +151,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group", default=None, help="consumer group (default: a fresh one per run)")
     parser.add_argument("--batch-size", type=int, default=None, help="articles per bulk (default INDEXER__BATCH_SIZE)")
     parser.add_argument("--in-flight", type=int, default=None, help="bulks in flight (default INDEXER__IN_FLIGHT)")
+    parser.add_argument("--no-links", action="store_true", help="do not replay news.stories (story_id)")
     args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(settings.log_level)
     group = args.group or f"{settings.indexer.group_id}-reindex-{int(time.time())}"
     batch = args.batch_size or settings.indexer.batch_size
     depth = args.in_flight or settings.indexer.in_flight
-    summary = asyncio.run(reindex(settings, group=group, batch_size=batch, in_flight=depth))
+    summary = asyncio.run(reindex(settings, group=group, batch_size=batch, in_flight=depth, links=not args.no_links))
     print(json.dumps({"group": group, "batch_size": batch, "in_flight": depth, **summary}))
 
 

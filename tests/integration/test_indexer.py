@@ -262,3 +262,31 @@ async def test_story_links_set_story_id_also_when_the_link_comes_before_its_arti
     letters = await dead_letters(kafka_settings, want=1)
     assert [letter.stage for letter in letters] == ["indexer-stories"]
     assert "not_json" in letters[0].error
+
+
+async def test_reindex_rebuilds_articles_and_story_links_from_kafka(
+    kafka_settings: KafkaSettings, opensearch: AsyncOpenSearch, opensearch_url: str, search_prefix: str, namespace: str
+) -> None:
+    from common.settings import OpenSearchSettings
+    from indexer.reindex import reindex
+    from indexer.settings import IndexerConfig, IndexerSettings
+    from tests.integration.test_consumer_stories import produce_updates, updates_for
+
+    members = [make_article(n, title=f"Budget vote {n}") for n in range(1, 4)]
+    others = [make_article(n) for n in range(4, 40)]
+    await produce(kafka_settings, [*members, *others])
+    await produce_updates(kafka_settings, updates_for(members))
+    settings = IndexerSettings(
+        kafka=kafka_settings,
+        opensearch=OpenSearchSettings(url=opensearch_url, index_prefix=search_prefix),
+        indexer=IndexerConfig(batch_size=10, in_flight=2),
+    )
+    summary = await reindex(settings, group=f"{namespace}-reindex", batch_size=10)
+    assert (summary["records"], summary["indexed"], summary["story_link_records"]) == (39, 39, 3)
+    assert sorted(await indexed_ids(opensearch, search_prefix)) == sorted(a.id for a in [*members, *others])
+    linked = await search(opensearch, search_prefix, {"term": {"story_id": members[0].id}})
+    assert sorted(linked) == sorted(a.id for a in members)
+    # Again into the same index: nothing changes (equal versions are stale), nothing duplicates.
+    again = await reindex(settings, group=f"{namespace}-reindex-2", batch_size=10)
+    assert (again["indexed"], again["stale"]) == (0, 39)
+    assert len(await indexed_ids(opensearch, search_prefix)) == 39
