@@ -369,7 +369,9 @@ def _apply(stage: StoryStage, held: _Partition, record: StoryRecord, batch: _Bat
     original: str | None = None
     if not redelivered:
         try:
-            sig = signature(article_text(article.title, article.description, article.content), lang)
+            sig = signature(
+                article_text(article.title, article.description, article.content), lang, title=article.title
+            )
         except ValueError:  # no letters or digits: nothing to compare, it can still join a story
             sig = None
         if sig is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 
@@ -51,7 +52,7 @@ def test_unrelated_and_same_event_other_report_are_not_duplicates() -> None:
 def test_a_copy_of_a_copy_links_to_the_first_seen_article() -> None:
     # b is close to a, c is close to b but not to a: c still links to a, the first seen.
     words = f"{LEAD} {SAME_EVENT} {UNRELATED}".split()
-    a, b, c = (" ".join(words[start : start + 60]) for start in (0, 15, 30))
+    a, b, c = (" ".join(words[start : start + 60]) for start in (0, 20, 40))
     index = NearDuplicates()
     sig_a, sig_b, sig_c = (signature(t, "en") for t in (a, b, c))
     assert sig_a.jaccard(sig_c) < index.threshold <= sig_b.jaccard(sig_c)
@@ -73,6 +74,7 @@ def test_korean_uses_character_shingles_and_a_changed_particle_is_a_duplicate() 
     changed = ko.replace("정부는", "정부가")  # topic particle -> subject particle
     other = "한국은행은 기준금리를 동결했다. 물가 상승률이 둔화되고 경기 회복이 더딘 점을 고려한 결정이라고 밝혔다."
     assert all(len(s) == 3 and " " not in s for s in shingles(ko, "ko"))
+    assert all(len(s.split(" ")) == 3 for s in shingles(LEAD, "en"))  # space-delimited scripts: word 3-grams
     assert shingles(ko, None) == shingles(ko, "ko")  # Hangul is shingled by character even without a tag
     index = NearDuplicates()
     assert index.check_and_add("k1", signature(ko, "ko")) is None
@@ -146,12 +148,83 @@ def test_exact_jaccard_is_used_when_both_signatures_carry_shingles() -> None:
 
 def test_format_1_signatures_are_still_read_and_compared_by_the_estimate() -> None:
     new = signature(ORIGINAL, "en")
-    legacy = Signature.from_bytes(new.to_bytes()[5 : 5 + 4 * 128])  # what format 1 stored: the bare MinHash
-    assert legacy.shingle_hashes is None and legacy.to_bytes() == new.to_bytes()[5 : 5 + 4 * 128]
-    assert new.to_bytes()[0] == 2 and Signature.from_bytes(new.to_bytes()) == new
+    head = 13  # format 3: the byte 3 and six uint16 counts
+    legacy = Signature.from_bytes(new.to_bytes()[head : head + 4 * 128])  # what format 1 stored: the bare MinHash
+    assert legacy.shingle_hashes is None and legacy.to_bytes() == new.to_bytes()[head : head + 4 * 128]
+    assert new.to_bytes()[0] == 3 and Signature.from_bytes(new.to_bytes()) == new
     assert legacy.containment(new) is None and legacy.number_conflict(new) is None
+    assert legacy.name_conflict(new) is None
     assert legacy.jaccard(new) == 1.0  # the same MinHash
     index = NearDuplicates.from_signatures([("old", legacy, None)])
     assert index.check_and_add("new", new) == "old"
-    with pytest.raises(ValueError, match="format 2"):
+    with pytest.raises(ValueError, match="format 3"):
         Signature.from_bytes(new.to_bytes()[:-4])
+
+
+def test_format_2_signatures_are_still_read() -> None:
+    new = signature(ORIGINAL, "en")
+    assert new.shingle_hashes is not None and new.number_hashes is not None
+    v2 = Signature(new.hashvalues, new.shingle_hashes, new.number_hashes)
+    data = v2.to_bytes()
+    assert data[0] == 2 and Signature.from_bytes(data) == v2 and v2.name_conflict(new) is None
+    assert v2.jaccard(new) == 1.0
+
+
+def _fund(name: str) -> Signature:
+    title = f"FRANKLIN {name.upper()} TAX-FREE SETS PAYOUT"
+    return signature(
+        article_text(
+            title,
+            None,
+            f"Mthly div 7.1 cts vs 7.1 cts prior. Pay March 31. Record March 16. NOTE: Franklin {name} Tax-Free "
+            "Income Fund, a unit of Franklin Resources.",
+        ),
+        "en",
+        title=title,
+    )
+
+
+def test_a_template_item_about_another_fund_or_company_is_not_a_duplicate() -> None:
+    # Same words and figures, another fund: each headline names what the other never mentions.
+    insured, puerto_rico = _fund("Insured"), _fund("Puerto Rico")
+    assert insured.jaccard(puerto_rico) >= NearDuplicates().threshold and insured.number_conflict(puerto_rico) == 0
+    assert insured.name_conflict(puerto_rico)
+    index = NearDuplicates()
+    assert index.check_and_add("insured", insured) is None
+    assert index.check_and_add("puerto-rico", puerto_rico) is None
+    assert index.check_and_add("insured-resent", _fund("Insured")) == "insured"
+    assert NearDuplicates(entity_veto=False).duplicates(insured, puerto_rico) is not None
+    # Wire flashes (no lower case at all): every headline word counts; and tickers that differ.
+    raytheon = signature("RAYTHEON CO 1ST QTR SHR 1.37 DLRS VS 1.19 DLRS", "en", title="RAYTHEON CO 1ST QTR SHR")
+    ge = signature("GENERAL ELECTRIC CO 1ST QTR SHR 1.37 DLRS VS 1.18 DLRS", "en", title="GENERAL ELECTRIC CO 1ST QTR")
+    assert raytheon.name_conflict(ge)
+    body = "Qtly div 10 cts vs 10 cts prior Pay April 15 Record March 31"
+    a = signature(f"CONCHEMCO INC <CKC> SETS QUARTERLY {body}", "en", title="CONCHEMCO INC <CKC> SETS QUARTERLY")
+    b = signature(f"M.D.C. HOLDINGS <MDC> SETS QUARTERLY {body}", "en", title="M.D.C. HOLDINGS <MDC> SETS QUARTERLY")
+    assert a.name_conflict(b)
+
+
+def test_a_name_added_or_a_reworded_headline_is_no_conflict() -> None:
+    # A fuller headline adds a name the other body mentions; a rewrite swaps common words, not names.
+    lead = (
+        "Malaysia will cancel visa-free entry for North Koreans entering the country starting next week, state news "
+        "agency Bernama reported on Thursday, citing deputy prime minister Ahmad Zahid Hamidi."
+    )
+    a = signature(
+        article_text("Malaysia to cancel visa-free entry", None, lead), "en", title="Malaysia to cancel visa-free entry"
+    )
+    title = "Malaysia scraps visa-free travel for North Koreans, Bernama says"
+    b = signature(article_text(title, None, lead.replace("cancel", "scrap")), "en", title=title)
+    assert not a.name_conflict(b)
+    assert NearDuplicates().duplicates(a, b) is not None
+
+
+def test_sketch_jaccard_is_close_for_long_texts() -> None:
+    # Texts with more shingles than the sketch keeps: the bottom-k estimate stays within a few points.
+    rng = random.Random(15)
+    words = [f"w{rng.randrange(5_000)}" for _ in range(3_000)]
+    a, b = " ".join(words[:2_000]), " ".join(words[800:])
+    sa, sb = shingles(a, "en"), shingles(b, "en")
+    assert min(len(sa), len(sb)) > 1024
+    exact = len(sa & sb) / len(sa | sb)
+    assert signature(a, "en").jaccard(signature(b, "en")) == pytest.approx(exact, abs=0.05)
