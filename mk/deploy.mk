@@ -2,7 +2,8 @@
 # No Docker engine or cluster is needed: everything is checked statically, and a real Prometheus
 # scrapes locally started services (tests/static, tests/integration/test_prometheus*.py).
 
-APT_PACKAGES += prometheus
+# nginx: the dashboard proxy run for real (tests/static/test_dashboard_proxy.py); Alertmanager: make up, monitoring on
+APT_PACKAGES += prometheus prometheus-alertmanager nginx
 INSTALL_EXTRA += deploy-tools
 
 # kustomize, built once from its Go module into a cache (tests fall back to `kubectl kustomize`).

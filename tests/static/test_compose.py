@@ -95,28 +95,34 @@ def copied_sources(dockerfile: Path) -> list[str]:
 
 @pytest.mark.parametrize("dockerfile", sorted(ROOT.glob("Dockerfile.*")), ids=lambda p: p.name)
 def test_dockerfile_copies_only_what_exists(dockerfile: Path) -> None:
-    for source in copied_sources(dockerfile):
+    sources = copied_sources(dockerfile)
+    assert sources, f"no COPY parsed from {dockerfile.name}: every image copies code or config from the checkout"
+    for source in sources:
         matches = list(ROOT.glob(source.rstrip("/")))
         if "*" in source:
             continue  # an optional glob (requirements*.txt): the Dockerfile handles its absence
         assert matches, f"{dockerfile.name} copies {source}, which is not in the build context"
     ignored = (ROOT / ".dockerignore").read_text().split()
-    for source in copied_sources(dockerfile):
+    for source in sources:
         top = source.split("/")[0]
         assert top not in ignored, f"{dockerfile.name} copies {source}, but .dockerignore drops {top}"
 
 
 def test_health_gated_dependencies_have_a_health_check() -> None:
+    gated = 0
     for name, service in services().items():
         depends = service.get("depends_on", {})
         for dep, condition in depends.items() if isinstance(depends, dict) else []:
             if condition.get("condition") == "service_healthy":
+                gated += 1
                 target = services()[dep]
                 dockerfile = dockerfile_of(target)
                 has_check = "healthcheck" in target or (
                     dockerfile is not None and "\nHEALTHCHECK " in dockerfile.read_text()
                 )
                 assert has_check, f"{name} waits for {dep} to be healthy, but {dep} has no health check"
+    # the services wait for Kafka, Redis, OpenSearch and the consumer: none found means the parsing broke
+    assert gated >= 4, f"only {gated} health-gated dependencies found in docker-compose.yml"
 
 
 def test_ports_and_infrastructure_follow_the_design() -> None:

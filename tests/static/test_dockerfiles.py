@@ -4,6 +4,8 @@ pinned base images, a non-root user, a HEALTHCHECK)."""
 from __future__ import annotations
 
 import re
+import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -70,9 +72,9 @@ def test_dockerignore_keeps_secrets_and_state_out() -> None:
 def test_images_carry_the_packages_make_installs_without_dependencies(fragment: str, images: list[str]) -> None:
     """Packages `make install` adds with --no-deps (not in pyproject's list) must be in the images too."""
     path = ROOT / fragment
-    if not path.is_file():
-        pytest.skip(f"{fragment} not present")
+    assert path.is_file(), f"{fragment} is gone: update this table"
     pins = set(re.findall(r"--no-deps\s+([A-Za-z0-9_.-]+==[0-9][^\s)]*)", path.read_text()))
+    assert pins, f"no `--no-deps name==version` found in {fragment}: the pattern or the table is out of date"
     for image in images:
         text = (ROOT / image).read_text()
         for pin in pins:
@@ -98,3 +100,21 @@ def test_runtime_image_carries_no_training_code(dockerfile: Path) -> None:
     if "-m training." in builders:
         assert re.search(r"^COPY training/ training/$", builders, re.M), "the builder runs training/ without copying it"
     assert "inference.training" not in text, "inference.training moved to the top-level training package"
+
+
+def test_gpu_build_installs_only_the_gpu_runtime(tmp_path: Path) -> None:
+    """GPU=1: onnxruntime-gpu of the pinned version in place of onnxruntime (the two write the same module), by
+    the build's own edit of the runtime list, and the build fails if the CPU package still got in."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile.inference").read_text())
+    edits = re.findall(r"if \[ -n \"\$GPU\" \]; then (sed -i '[^']+' runtime\.txt); fi", text)
+    assert len(edits) == 1, "the GPU build edits runtime.txt with one sed"
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    runtime = tmp_path / "runtime.txt"
+    runtime.write_text("\n".join(dependencies) + "\n")
+    subprocess.run(["sh", "-c", edits[0]], cwd=tmp_path, check=True)
+    (cpu_pin,) = (d for d in dependencies if d.startswith("onnxruntime=="))
+    runtimes = [line for line in runtime.read_text().splitlines() if line.startswith("onnxruntime")]
+    assert runtimes == [f"onnxruntime-gpu[cuda,cudnn]=={cpu_pin.split('==')[1]}"], runtimes
+    assert "uninstall -y onnxruntime" not in text, "never install one runtime over the other"
+    assert "! /opt/venv/bin/pip show -q onnxruntime" in text, "the build checks the CPU package is absent"
+    assert "'CUDAExecutionProvider' in o.get_available_providers()" in text

@@ -272,3 +272,152 @@ def test_gpu_overlay_puts_inference_on_gpus() -> None:
     assert container["image"].endswith("-gpu")
     cpu_only = by_kind(render("overlays/prod"), "Deployment")["inference"]["spec"]["template"]["spec"]
     assert "nvidia.com/gpu" not in cpu_only["containers"][0]["resources"]["limits"]
+
+
+# --- credentials: every client of an authenticated service is given one ---------------------------------------
+
+# The keys of news-secrets a service checks bearer tokens against (common/settings.py, common/webapp.py).
+TOKEN_KEYS = ("API_READ_TOKENS", "API_WRITE_TOKENS", "API_TOKEN")
+# What each client of an authenticated service sends, and why that key: a new client (a container whose settings
+# name such a service's URL) fails `test_every_client_of_an_authenticated_service_has_a_credential` until it is
+# listed here and given that key.
+CLIENT_CREDENTIAL = {
+    # nginx adds the first read token to what it proxies (docker/dashboard/40-news-config.sh): read only
+    "dashboard": "API_READ_TOKENS",
+    # stream_worker/context.py sends `settings.api_token` to the inference service
+    "stream-worker": "API_TOKEN",
+}
+
+
+# Settings sections only one service reads (the shared ConfigMap carries them all): WORKER__INFERENCE_URL makes
+# the stream worker a client of the inference service, not the consumer, which gets the same ConfigMap.
+_SECTIONS = {"WORKER": "stream-worker", "CONSUMER": "consumer", "PRODUCER": "producer", "INDEXER": "indexer"}
+
+
+def secret_keys(docs: tuple[dict[str, Any], ...], name: str) -> dict[str, str]:
+    """Keys of the Secret `name` as rendered (dev), else those of the template operators create it from (prod)."""
+    rendered = by_kind(docs, "Secret")
+    if name in rendered:
+        import base64
+
+        return {k: base64.b64decode(v).decode() for k, v in rendered[name].get("data", {}).items()}
+    (template,) = load_file(K8S / "base" / "secret.template.yaml")
+    keys: dict[str, str] = template["stringData"]
+    return keys
+
+
+def container_env(docs: tuple[dict[str, Any], ...], container: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each variable a container gets: (where from, value or secret key), from env and envFrom."""
+    maps = by_kind(docs, "ConfigMap")
+    env: dict[str, tuple[str, str]] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            for key, value in maps[source["configMapRef"]["name"]]["data"].items():
+                env[key] = ("value", value)
+        if "secretRef" in source:
+            for key in secret_keys(docs, source["secretRef"]["name"]):
+                env[key] = (f"secret:{source['secretRef']['name']}", key)
+    for item in container.get("env", []):
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        env[item["name"]] = (f"secret:{ref['name']}", ref["key"]) if ref else ("value", str(item.get("value", "")))
+    return env
+
+
+def missing_credentials(docs: tuple[dict[str, Any], ...]) -> list[str]:
+    """Every client of a token-checking service without the credential `CLIENT_CREDENTIAL` names for it."""
+    deployments = by_kind(docs, "Deployment")
+    envs = {
+        name: container_env(docs, d["spec"]["template"]["spec"]["containers"][0]) for name, d in deployments.items()
+    }
+    guarded = {name for name, env in envs.items() if name not in CLIENT_CREDENTIAL and set(TOKEN_KEYS) & set(env)}
+    problems = []
+    for name, env in envs.items():
+        calls = {
+            svc
+            for svc in guarded - {name}
+            for var, (_, value) in env.items()
+            if f"://{svc}:" in value and _SECTIONS.get(var.split("__")[0], name) == name
+        }
+        if not calls:
+            continue
+        key = CLIENT_CREDENTIAL.get(name)
+        if key is None:
+            problems.append(f"{name} calls {sorted(calls)} but has no entry in CLIENT_CREDENTIAL")
+            continue
+        where, secret_key = env.get(key, ("", ""))
+        if not where.startswith("secret:"):
+            problems.append(f"{name} calls {sorted(calls)} without {key} from a Secret")
+        elif not secret_keys(docs, where.removeprefix("secret:")).get(secret_key):
+            problems.append(f"{name}: {where} has no value for {secret_key}")
+    return problems
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_client_of_an_authenticated_service_has_a_credential(overlay: str) -> None:
+    docs = render(f"overlays/{overlay}")
+    assert not missing_credentials(docs)
+    # and the check is not vacuous: the services do check tokens, and the dashboard is one of their clients
+    consumer = container_env(docs, by_kind(docs, "Deployment")["consumer"]["spec"]["template"]["spec"]["containers"][0])
+    assert set(TOKEN_KEYS) <= set(consumer), "the consumer gets every token list"
+    dashboard = by_kind(docs, "Deployment")["dashboard"]["spec"]["template"]["spec"]["containers"][0]
+    assert "http://consumer:8002" in {e.get("value") for e in dashboard["env"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_dashboard_holds_read_tokens_only(overlay: str) -> None:
+    """nginx adds its token to whatever any browser asks: a write token there would hand writes to everyone."""
+    container = by_kind(render(f"overlays/{overlay}"), "Deployment")["dashboard"]["spec"]["template"]["spec"]
+    (nginx,) = container["containers"]
+    assert not any("secretRef" in s for s in nginx.get("envFrom", [])), "map single keys, never the whole Secret"
+    keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in nginx["env"] if "valueFrom" in e}
+    assert keys == {"API_READ_TOKENS"}
+
+
+def test_a_client_without_its_credential_is_reported() -> None:
+    """The checker fails when the dashboard loses its token, or a new client of the consumer has none."""
+    docs = render("overlays/dev")
+    broken = json.loads(json.dumps(docs))
+    (dashboard,) = (d for d in broken if d["kind"] == "Deployment" and d["metadata"]["name"] == "dashboard")
+    container = dashboard["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [e for e in container["env"] if e["name"] != "API_READ_TOKENS"]
+    assert missing_credentials(tuple(broken)) == ["dashboard calls ['consumer'] without API_READ_TOKENS from a Secret"]
+    broken = json.loads(json.dumps(docs))
+    (producer,) = (d for d in broken if d["kind"] == "Deployment" and d["metadata"]["name"] == "producer")
+    producer["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "X_URL", "value": "http://consumer:8002"}]
+    assert missing_credentials(tuple(broken)) == ["producer calls ['consumer'] but has no entry in CLIENT_CREDENTIAL"]
+    gpu = json.loads(json.dumps(render("overlays/prod-gpu")))
+    (worker,) = (d for d in gpu if d["kind"] == "Deployment" and d["metadata"]["name"] == "stream-worker")
+    worker["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [
+        s for s in worker["spec"]["template"]["spec"]["containers"][0]["envFrom"] if "secretRef" not in s
+    ]
+    assert missing_credentials(tuple(gpu)) == ["stream-worker calls ['inference'] without API_TOKEN from a Secret"]
+
+
+# --- the GPU overlay changes where the analysis runs ------------------------------------------------------------
+
+
+def test_gpu_overlay_routes_the_workers_to_the_gpu_service() -> None:
+    """prod-gpu: the workers call the inference Service (which runs on GPUs), not the engine in-process."""
+    docs = render("overlays/prod-gpu")
+    settings = config(docs)
+    url = settings["WORKER__INFERENCE_URL"]  # stream_worker/settings.py: WorkerConfig.inference_url
+    services = by_kind(docs, "Service")
+    host, port = url.removeprefix("http://").split(":")
+    assert host == "inference" and int(port) == services["inference"]["spec"]["ports"][0]["port"]
+    selector = services["inference"]["spec"]["selector"]
+    inference = by_kind(docs, "Deployment")["inference"]["spec"]["template"]
+    assert selector.items() <= inference["metadata"]["labels"].items(), "the Service selects the GPU pods"
+    assert inference["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    worker = by_kind(docs, "Deployment")["stream-worker"]["spec"]["template"]["spec"]["containers"][0]
+    assert url == container_env(docs, worker)["WORKER__INFERENCE_URL"][1], "the worker reads it"
+    assert "nvidia.com/gpu" not in worker["resources"]["limits"], "workers stay CPU pods"
+    policy = by_kind(docs, "NetworkPolicy")["inference"]["spec"]
+    admitted = {
+        f["podSelector"]["matchLabels"].get("app.kubernetes.io/name")
+        for rule in policy["ingress"]
+        for f in rule.get("from", [])
+        if "podSelector" in f
+    }
+    assert "stream-worker" in admitted, "the inference NetworkPolicy admits the workers"
+    for overlay in ("dev", "prod"):
+        assert "WORKER__INFERENCE_URL" not in config(render(f"overlays/{overlay}")), "CPU overlays: in-process"
