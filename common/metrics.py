@@ -37,6 +37,8 @@ class ProducerMetrics:
     invalid: Counter
     fetch_errors: Counter
     fetch_duration: Histogram
+    fulltext_fetched: Counter
+    fulltext_failures: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ProducerMetrics:
@@ -53,6 +55,18 @@ class ProducerMetrics:
                 "Time to fetch one source",
                 ["source"],
                 buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            fulltext_fetched=Counter(
+                "news_fulltext_fetched",
+                "Articles whose full text was fetched and extracted",
+                ["source"],
+                registry=registry,
+            ),
+            fulltext_failures=Counter(
+                "news_fulltext_failures",
+                "Full-text fetches that failed (the article was published with what its source gave)",
+                ["source", "reason"],
                 registry=registry,
             ),
         )

@@ -21,23 +21,14 @@ from urllib.robotparser import RobotFileParser
 
 import httpx
 import trafilatura
-from prometheus_client import Counter
 
+from common.metrics import ProducerMetrics
 from common.schemas import CONTENT_MAX
 from producer.settings import FullTextSettings
 
-__all__ = ["FULLTEXT_FAILURES", "FULLTEXT_FETCHED", "FullText", "FullTextFailure", "needs_full_text"]
+__all__ = ["FullText", "FullTextFailure", "needs_full_text"]
 
 log = logging.getLogger(__name__)
-
-# On the default registry (the one the producer's /metrics serves): one set for the process, whatever
-# number of fetchers the app builds.
-FULLTEXT_FETCHED = Counter("news_fulltext_fetched", "Articles whose full text was fetched and extracted", ["source"])
-FULLTEXT_FAILURES = Counter(
-    "news_fulltext_failures",
-    "Full-text fetches that failed (the article was published with what its source gave)",
-    ["source", "reason"],
-)
 
 
 class FullTextFailure(Exception):
@@ -67,12 +58,14 @@ class FullText:
     def applies_to(self, kind: str) -> bool:
         return self.settings.enabled and kind in self.settings.sources
 
-    async def enrich(self, source: str, items: list[dict[str, Any]], client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    async def enrich(
+        self, source: str, items: list[dict[str, Any]], client: httpx.AsyncClient, metrics: ProducerMetrics
+    ) -> list[dict[str, Any]]:
         """`items` with `content` replaced by the page's main text where the body was short and the text
-        longer; every item is returned, in order, whatever failed."""
+        longer; every item is returned, in order, whatever failed (counted in `metrics` by source and reason)."""
         chosen = [i for i, item in enumerate(items) if needs_full_text(item, self.settings.min_chars)]
         chosen = chosen[: self.settings.max_per_poll]
-        texts = await asyncio.gather(*(self._text(source, items[i]["url"], client) for i in chosen))
+        texts = await asyncio.gather(*(self._text(source, items[i]["url"], client, metrics) for i in chosen))
         out = list(items)
         for i, text in zip(chosen, texts, strict=True):
             current = out[i].get("content") or ""
@@ -80,14 +73,14 @@ class FullText:
                 out[i] = {**out[i], "content": text[:CONTENT_MAX]}
         return out
 
-    async def _text(self, source: str, url: str, client: httpx.AsyncClient) -> str | None:
+    async def _text(self, source: str, url: str, client: httpx.AsyncClient, metrics: ProducerMetrics) -> str | None:
         try:
             text = await self.fetch_text(url, client)
         except FullTextFailure as exc:
-            FULLTEXT_FAILURES.labels(source=source, reason=exc.reason).inc()
+            metrics.fulltext_failures.labels(source=source, reason=exc.reason).inc()
             log.info("full text of %s not fetched (%s): %s", url, exc.reason, exc)
             return None
-        FULLTEXT_FETCHED.labels(source=source).inc()
+        metrics.fulltext_fetched.labels(source=source).inc()
         return text
 
     async def fetch_text(self, url: str, client: httpx.AsyncClient) -> str:

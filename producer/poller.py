@@ -143,7 +143,7 @@ class Poller:
             items = result.items
             if source.fulltext is not None and items:
                 # Never fails the poll: a page that gives no text leaves its article as the source gave it.
-                items = await source.fulltext.enrich(name, items, self._client)
+                items = await source.fulltext.enrich(name, items, self._client, self._metrics)
             try:
                 results = await self._publishers[name].publish(items)
             except NewsSuiteError as exc:  # Kafka or Redis: nothing unacknowledged was marked, the next poll retries

@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
+from common.metrics import ProducerMetrics
 from common.settings import KafkaSettings
 from harness.processes import ServiceProcess
-from producer.fulltext import FULLTEXT_FAILURES, FullText, FullTextFailure, needs_full_text
+from producer.fulltext import FullText, FullTextFailure, needs_full_text
 from producer.settings import FullTextSettings
 from tests.integration.test_producer import _producer_env, read_topic
 from tests.support.fake_news import VALID_KEY, news_server, newsapi_article
@@ -75,7 +77,7 @@ async def test_each_failure_has_its_reason(pages: PageServer, path: str, reason:
 
 async def test_enrich_keeps_every_article_and_counts_failures_by_source_and_reason(pages: PageServer) -> None:
     fetcher = FullText(settings())
-    before = FULLTEXT_FAILURES.labels(source="wire-t", reason="robots")._value.get()
+    metrics = ProducerMetrics.create(CollectorRegistry())
     lead = "The harbour bridge reopened to traffic at six o'clock on Tuesday morning…"
     items = [
         {"url": pages.page("harbour-bridge.html"), "title": "Bridge", "content": lead},
@@ -83,12 +85,12 @@ async def test_enrich_keeps_every_article_and_counts_failures_by_source_and_reas
         {"url": pages.page("wind-farm.html"), "title": "Long", "content": "x" * 600},  # long enough: not fetched
     ]
     async with httpx.AsyncClient() as client:
-        out = await fetcher.enrich("wire-t", items, client)
+        out = await fetcher.enrich("wire-t", items, client, metrics)
     assert [i["title"] for i in out] == ["Bridge", "Leak", "Long"]
     assert all(s in out[0]["content"] for s in BRIDGE_SENTENCES)
     assert out[1] == items[1] and out[2] == items[2]  # as the source gave them
     assert "/wind-farm.html" not in pages.requests
-    assert FULLTEXT_FAILURES.labels(source="wire-t", reason="robots")._value.get() == before + 1
+    assert metrics.fulltext_failures.labels(source="wire-t", reason="robots")._value.get() == 1
     assert needs_full_text({"url": "u", "content": "x" * 499}, 500) and not needs_full_text(
         {"url": "u"} | {"content": "x" * 500}, 500
     )
@@ -98,14 +100,14 @@ async def test_one_page_at_a_time_per_host_and_robots_read_once(pages: PageServe
     fetcher = FullText(settings(per_host=1))
     items = [{"url": pages.page(f"harbour-bridge.html?n={n}"), "title": str(n)} for n in range(6)]
     async with httpx.AsyncClient() as client:
-        out = await fetcher.enrich("t", items, client)
+        out = await fetcher.enrich("t", items, client, ProducerMetrics.create(CollectorRegistry()))
     assert all("Engineers replaced" in i["content"] for i in out)
     assert pages.most_in_flight == 1
     assert pages.requests.count("/robots.txt") == 1
     pages.most_in_flight = 0
     fetcher = FullText(settings(per_host=2))
     async with httpx.AsyncClient() as client:
-        await fetcher.enrich("t", items, client)
+        await fetcher.enrich("t", items, client, ProducerMetrics.create(CollectorRegistry()))
     assert pages.most_in_flight == 2
 
 
