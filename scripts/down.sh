@@ -10,6 +10,7 @@ run_dir="$NEWS_SUITE_STATE/run"
 for name in replay dashboard producer worker indexer consumer inference; do
   [ -f "$run_dir/$name.pid" ] && stop_pid "$run_dir/$name.pid" "$name" 30
 done
+"$here/alertmanager.sh" stop  # Prometheus and Alertmanager, if MONITORING=1 started them
 [ "${1:-}" = --services ] && exit 0
 "$here/opensearch.sh" stop
 "$here/redis.sh" stop

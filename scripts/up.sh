@@ -4,6 +4,7 @@
 #   scripts/up.sh status     what is running
 # Ports: KAFKA_PORT 9092, REDIS_PORT 6379, OPENSEARCH_PORT 9200, PRODUCER_PORT 8001, CONSUMER_PORT 8002, INDEXER_PORT 8003, INFERENCE_PORT 8000, WORKER_PORT 6066, DASHBOARD_PORT 5173.
 # REPLAY_RATE (articles/s, default 5) and REPLAY_LIMIT (default: the whole corpus) pace the demo replay.
+# MONITORING=1 also starts Prometheus (9090) and Alertmanager (9093): scripts/alertmanager.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -141,6 +142,9 @@ up() {
   [ -n "${REPLAY_LIMIT:-}" ] && limit=(--limit "$REPLAY_LIMIT")
   launch replay - "$PY" -m producer.replay --rate "$REPLAY_RATE" --shift-to-now --no-progress "${limit[@]}"
 
+  # Monitoring (MONITORING=1): Prometheus, Alertmanager and the alert log (scripts/alertmanager.sh)
+  if [ "${MONITORING:-0}" = 1 ]; then "$here/alertmanager.sh" start; fi
+
   trap - EXIT
   cat <<MSG
 
@@ -152,6 +156,7 @@ up() {
     search indexer     http://127.0.0.1:$INDEXER_PORT/metrics   (news.analyzed -> OpenSearch)
     OpenSearch         http://127.0.0.1:$OPENSEARCH_PORT/   (docs/SEARCH.md)
 $( [ -f "$run_dir/inference.pid" ] && echo "    inference API      http://127.0.0.1:$INFERENCE_PORT/v1/models")
+$( [ -f "$run_dir/alertmanager.pid" ] && echo "    Prometheus         http://127.0.0.1:${PROMETHEUS_PORT:-9090}/alerts   (alerts routed by Alertmanager, http://127.0.0.1:${ALERTMANAGER_PORT:-9093}, into $log_dir/alerts.log)")
     logs               $log_dir
 $( if [ -n "${API_READ_TOKENS:-}${API_WRITE_TOKENS:-}${API_TOKEN:-}" ]; then
   echo "    API tokens         $( [ -s "$tokens_file" ] && echo "$tokens_file" || echo "from the environment" ) (README \"Security\")"
