@@ -98,7 +98,7 @@ class Archive:
             ) from exc
         return parse_result(params, answer)
 
-    async def answers(self, timeout: float = 2.0) -> bool:
+    async def answers(self, timeout: float = 0.5) -> bool:
         """Whether OpenSearch answers a ping within `timeout` seconds (for `/readyz`, which reports it without
         gating on it: the live feed does not need the archive; docs/SEARCH.md)."""
         try:

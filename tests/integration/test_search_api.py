@@ -8,6 +8,7 @@ test's event loop (httpx's ASGI transport) with the real clients in `app.state`.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
@@ -255,3 +256,21 @@ async def test_news_by_id_falls_back_to_the_archive(
 
     missing = await api.get("/news/" + "f" * 32)
     assert missing.status_code == 404 and "recent or archived" in missing.json()["detail"]
+
+
+async def test_archive_answers_reports_opensearch_within_its_timeout(
+    opensearch: AsyncOpenSearch, opensearch_url: str, search_prefix: str
+) -> None:
+    # What /readyz reports as `search`: true against the real node, false (quickly) against a closed port.
+    from common.search_index import make_client
+    from harness.infra import free_port
+
+    assert await Archive(opensearch, search_prefix, opensearch_url).answers() is True
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    client = make_client(OpenSearchSettings(url=nowhere))
+    try:
+        started = time.monotonic()
+        assert await Archive(client, search_prefix, nowhere).answers(timeout=0.5) is False
+        assert time.monotonic() - started < 2
+    finally:
+        await client.close()
