@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import pyarrow.parquet as pq
 import pytest
 from redis.asyncio import Redis
 
