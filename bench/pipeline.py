@@ -5,7 +5,8 @@ Runs, each on its own slice (topic prefix, key prefix, groups), with freshly sta
 1. `max`: the whole corpus replayed as fast as the producer goes, 1 worker; measured for a bounded window
    (BENCH_PIPELINE_SECONDS, default 100) or until every article is stored, whichever comes first;
 2. `paced`: half the sustained rate of run 1 for BENCH_PACED_SECONDS (60): latency under steady load;
-   `paced_flush`: the same with `WORKER__BATCH_TIMEOUT=BENCH_PACED_FLUSH` (0.2 s; empty skips it);
+   `paced_flush`: the same with `WORKER__BATCH_TIMEOUT=BENCH_PACED_FLUSH` (1.0 s against the 0.2 s default; empty,
+   or equal to the setting in force, skips it); every run records the batch size and timeout it ran with;
 3. `workers2`: as run 1 with 2 workers, for BENCH_SCALE_SECONDS (60): the scaling shape.
 
 Times: `fetched_at` is stamped by the producer when it validates an article, just before it sends it;
@@ -36,6 +37,7 @@ from bench.common import ROOT, corpus, cpu_seconds, env_float, latency_summary, 
 from bench.profiling import record_pid, top_inclusive
 from bench.services import Slice, env_for_replay, infra_pids, start_infra, stop_infra, wait_until
 from common.kafka import make_producer
+from stream_worker.settings import WorkerConfig
 
 __all__ = ["pipeline_run", "run"]
 
@@ -311,6 +313,15 @@ async def pipeline_run(
     return result
 
 
+def _worker_setting(name: str, extra: dict[str, str]) -> float:
+    """The value a worker started by this bench runs with: the run's own environment, the bench's, or the default."""
+    value = extra.get(name) or os.environ.get(name)
+    if value:
+        return float(value)
+    field = name.removeprefix("WORKER__").lower()
+    return float(getattr(WorkerConfig(), field))
+
+
 def _count(text: str, word: str) -> int:
     for line in text.splitlines():
         if line.startswith("replay done:"):
@@ -355,17 +366,24 @@ async def _main(log: Callable[[str], None]) -> dict[str, Any]:
         "corpus_rows": 3824,
         "valid_articles": len(corpus()),
         "infra_started_by_bench": list(infra.started),
-        "worker_batch": {"size": os.environ.get("WORKER__BATCH_SIZE", "10 (default)"), "timeout_s": "1.0 (default)"},
+        # What the workers really ran with: the environment this bench passes on, else WorkerConfig's defaults (the
+        # section once said "1.0 (default)" while the default was 0.2 s, so "0.2 vs 1.0" compared 0.2 with itself).
+        "worker_batch": {
+            "size": _worker_setting("WORKER__BATCH_SIZE", {}),
+            "timeout_s": _worker_setting("WORKER__BATCH_TIMEOUT", {}),
+        },
         "runs": {},
     }
     try:
-        flush = os.environ.get("BENCH_PACED_FLUSH", "0.2")
+        flush = os.environ.get("BENCH_PACED_FLUSH", "1.0")
         plan: list[tuple[str, int, float | None, int | None, float, dict[str, str]]] = [
             ("max", 1, 0.0, None, window, {}),
             ("paced", 1, None, None, paced_s, {}),
             ("workers2", 2, 0.0, None, scale_s, {}),
         ]
-        if flush:  # the same half load with a shorter batch timeout: what the latency lever is worth
+        # The same half load with another batch timeout (BENCH_PACED_FLUSH, default 1.0 s: the default is 0.2 s),
+        # so the paced pair compares two settings; each run records the one it used.
+        if flush and float(flush) != _worker_setting("WORKER__BATCH_TIMEOUT", {}):
             plan.insert(2, ("paced_flush", 1, None, None, paced_s, {"WORKER__BATCH_TIMEOUT": flush}))
         for name, workers, rate, limit, seconds, extra in plan:
             if rate is None:
@@ -383,7 +401,8 @@ async def _main(log: Callable[[str], None]) -> dict[str, Any]:
                     window=seconds + (30 if limit else 0),
                     log=log,
                 )
-                section["runs"][name]["batch_timeout_s"] = float(extra.get("WORKER__BATCH_TIMEOUT", 1.0))
+                section["runs"][name]["batch_timeout_s"] = _worker_setting("WORKER__BATCH_TIMEOUT", extra)
+                section["runs"][name]["batch_size"] = _worker_setting("WORKER__BATCH_SIZE", extra)
             finally:
                 await slice_.close()
     finally:

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from common.errors import InvalidMessage
-from common.schemas import TEXT_ONLY, AnalyzedArticle, ArticleBase, DeadLetter, RawArticle
+from common.schemas import STORED, TEXT_ONLY, AnalyzedArticle, ArticleBase, DeadLetter, RawArticle
 from common.settings import TopicNames
 from common.stories import StoryUpdate
 
@@ -50,7 +50,8 @@ class Topic(Generic[M]):
         return None if key is None else key.encode("utf-8")
 
     def encode(self, value: M) -> Record:
-        return Record(self.key(value), value.model_dump_json().encode("utf-8"))
+        # model_dump_json returns str; pydantic-core's to_json gives the same JSON as bytes without a copy.
+        return Record(self.key(value), self.model.__pydantic_serializer__.to_json(value))
 
     def decode(self, value: bytes | bytearray | None) -> M:
         """The record's value as the topic's model; `InvalidMessage` (with `kind` and the reason) otherwise."""
@@ -97,9 +98,11 @@ class Topics:
     def of(cls, names: TopicNames) -> Topics:
         return cls(
             raw=Topic(names.raw_topic, RawArticle, _article_id, TEXT_ONLY),
-            analyzed=Topic(names.analyzed_topic, AnalyzedArticle, _article_id, TEXT_ONLY),
+            # Written only by the worker, from an article it validated and normalised: read with STORED, which
+            # checks types and limits but skips the text pass (it showed in the consumer's profile, per article).
+            analyzed=Topic(names.analyzed_topic, AnalyzedArticle, _article_id, STORED),
             dead_letters=Topic(names.dlq_topic, DeadLetter, _original_key),
-            story_input=Topic(names.full(names.story_input), AnalyzedArticle, _language, TEXT_ONLY),
+            story_input=Topic(names.full(names.story_input), AnalyzedArticle, _language, STORED),
             stories=Topic(names.full(names.stories), StoryUpdate, _story_id),
         )
 

@@ -10,6 +10,7 @@ so one commit covers a batch of both, made only once all of it is stored.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -60,12 +61,15 @@ class Ingestor:
         self._after_batch = after_batch
         self.running = False
 
-    async def _store_with_retry(self, article: AnalyzedArticle) -> None:
-        # Redis is down: hold the batch (no commit) and try again; nothing is skipped.
-        async for attempt in until_up("storing an article in Redis", on=(StoreError,), most=5.0, logger=log):
+    async def _store_with_retry(self, articles: list[AnalyzedArticle]) -> None:
+        # One pipelined round trip for the batch. Redis is down: hold the batch (no commit) and try again (each
+        # write is idempotent, so what was written before the failure is a duplicate the second time).
+        async for attempt in until_up("storing articles in Redis", on=(StoreError,), most=5.0, logger=log):
             with attempt:
-                result = await self._store.put(article)
-        self._metrics.stored.labels(result=result.name.lower()).inc()
+                results = await self._store.put_many(articles)
+        counts = Counter(result.name.lower() for result in results)
+        for name, n in counts.items():
+            self._metrics.stored.labels(result=name).inc(n)
 
     async def _store_story_with_retry(self, stories: StoryStore, update: StoryUpdate) -> None:
         async for attempt in until_up("storing a story in Redis", on=(StoreError,), most=5.0, logger=log):
@@ -82,7 +86,7 @@ class Ingestor:
 
     async def run_once(self, timeout_ms: int = 500) -> int:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
-        count = 0
+        count = consumed = 0
         articles: list[AnalyzedArticle] = []
         updates: list[StoryUpdate] = []
         for tp, messages in batches.items():
@@ -98,16 +102,18 @@ class Ingestor:
                     await self._store_story_with_retry(stories, update)
                     updates.append(update)
                     continue
-                self._metrics.consumed.inc()
+                consumed += 1
                 try:
                     article = self._topics.analyzed.decode(msg.value)
                 except InvalidMessage as exc:
                     await self._dead_letter(msg.value, msg.key, tp.topic, str(exc))
                     continue
-                self._metrics.analyzed.inc()
                 self._metrics.analysis_duration.observe(article.analysis.latency_ms / 1000)
-                await self._store_with_retry(article)
                 articles.append(article)
+        self._metrics.consumed.inc(consumed)
+        if articles:
+            await self._store_with_retry(articles)
+            self._metrics.analyzed.inc(len(articles))
         if self._after_batch is not None and (articles or updates):
             async for attempt in until_up("counting and alerting", on=(StoreError,), most=5.0, logger=log):
                 with attempt:

@@ -43,7 +43,11 @@ def _should_let_go() -> bool:
 
 
 async def _send(topic: str, key: bytes | None, value: bytes) -> Awaitable[object]:
-    # Through the app's faust topic, so exactly_once keeps producing inside the batch's transaction.
+    producer = context.ctx.producer
+    if producer is not None:  # at_least_once: straight to aiokafka (see WorkerContext.producer)
+        sent: Awaitable[object] = await producer.send(topic, value, key=key)
+        return sent
+    # exactly_once: through the app's faust topic, so that it is produced inside the batch's transaction.
     ack: Awaitable[object] = await faust_topic(topic).send(key=key, value=value)
     return ack
 

@@ -37,7 +37,7 @@ from tenacity import (
 
 from common.errors import NewsSuiteError, ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from common.inference_contract import BatchResponse
-from common.schemas import Analysis, RawArticle
+from common.schemas import Analysis, Entity, RawArticle
 
 __all__ = [
     "Abandoned",
@@ -46,6 +46,7 @@ __all__ = [
     "Failure",
     "HttpAnalyzer",
     "InProcessAnalyzer",
+    "NoopAnalyzer",
     "RetryPolicy",
     "analyze_resilient",
 ]
@@ -88,6 +89,29 @@ class InProcessAnalyzer:
     async def aclose(self) -> None:
         if self._engine is not None:
             await self._engine.aclose()  # stops the engine's processes
+
+
+class NoopAnalyzer:
+    """A fixed analysis of the shape the standard tier gives (five keywords, two entities, no embedding), for
+    measuring the stream layer alone (`worker.noop_analysis`, bench/stream_layer.py): nothing is computed."""
+
+    _ANALYSIS = Analysis(
+        sentiment="neutral",
+        sentiment_score=0.0,
+        keywords=["markets", "election", "climate", "football", "research"],
+        entities=[Entity(text="Reuters", type="ORG"), Entity(text="London", type="LOC")],
+        category="world",
+        language="en",
+        importance_score=5.0,
+        providers={"sentiment": "noop"},
+        models={"sentiment": "noop"},
+    )
+
+    async def analyze_batch(self, articles: Sequence[RawArticle]) -> list[Analysis]:
+        return [self._ANALYSIS] * len(articles)
+
+    async def aclose(self) -> None:
+        return None
 
 
 class HttpAnalyzer:

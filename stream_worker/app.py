@@ -39,6 +39,9 @@ app = faust.App(
     producer_acks=-1,
     producer_compression_type=None if settings.kafka.compression_type == "none" else settings.kafka.compression_type,
     producer_max_request_size=settings.kafka.max_request_size,
+    # aiokafka sends one request per broker at a time, each carrying at most one batch per partition: faust's
+    # default batch (16 KiB, three articles) made a batch of results wait for a dozen round trips.
+    producer_max_batch_size=1024 * 1024,
     consumer_auto_offset_reset="earliest",
     web_host=settings.worker.web_host,
     web_port=settings.worker.web_port,

@@ -24,6 +24,9 @@ class WorkerConfig(BaseModel):
     # Empty: analyse in-process with `inference.engine`; else the inference service's base URL.
     inference_url: str | None = None
     inference_timeout: float = Field(default=30.0, gt=0)
+    # Benchmarks only (bench/stream_layer.py): a fixed analysis instead of the engine, so that what is measured
+    # is the stream layer alone (Kafka in and out, decoding, validation, producing). Never for real use.
+    noop_analysis: bool = False
     # An article whose analysis fails (not an outage) is tried this many times, then dead-lettered.
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff: float = Field(default=0.5, ge=0)
