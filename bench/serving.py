@@ -144,7 +144,8 @@ async def _open_loop(url: str, rate: float, seconds: float) -> dict[str, Any]:
     async def one(session: aiohttp.ClientSession, scheduled: float) -> None:
         nonlocal errors
         try:
-            async with session.get(url) as resp:
+            # Uncompressed, like wrk's requests (the gzip row measures compression apart).
+            async with session.get(url, headers={"Accept-Encoding": "identity"}) as resp:
                 await resp.read()
                 if resp.status != 200:
                     errors += 1
@@ -305,7 +306,8 @@ async def _rest(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
         result[name] = r = await _load(
             url, seconds, connections, hdrs, pid=consumer.proc.pid if consumer.proc else None
         )
-        log(f"  {name}: {r['requests_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms ({r['tool']})")
+        cpu = r.get("cpu_us_per_request")
+        log(f"  {name}: {r['requests_per_s']} req/s, p99 {r['p99_ms']} ms, {cpu} CPU-us/request")
     if env_int("BENCH_REST_WORKERS2", 1) and slice_.consumer is not None:
         two = _start_consumer_workers(slice_, 2)
         two.wait_ready(timeout=120)

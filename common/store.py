@@ -136,14 +136,11 @@ class Page:
 
 @dataclass(frozen=True)
 class JsonPage:
-    """One page as the stored bytes of each item (the list view or the whole record), to send as they are."""
+    """One page as a JSON array of the stored items (list views or whole records), to send as it is."""
 
-    records: list[bytes]
+    body: bytes
+    count: int  # items on the page
     next_cursor: str | None
-
-    def body(self) -> bytes:
-        """The page as a JSON array."""
-        return b"[" + b",".join(self.records) + b"]"
 
 
 def _lead(description: Any, content: Any) -> str | None:
@@ -181,6 +178,10 @@ class StoredEvent:
 
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
 
 
 def stream_id(value: str) -> tuple[int, int]:
@@ -319,19 +320,24 @@ return out
 _LIST = (
     _SOURCE
     + """
--- ARGV (besides the above): 6 record key prefix, 7 the hash field to send ('l' the list view, 'json' the record)
--- Returns {stale, id, score, kind, payload, ...}: kind 'l' or 'json' (a record stored before list views existed
--- has no 'l'; the caller projects it), stale = ids whose record has expired (the caller sweeps them).
+-- ARGV (besides the above): 6 record key prefix, 7 the hash field to send ('l' the list view, 'json' the record),
+--   8 'join' or 'split'. Reads up to ARGV[5] (the page's length + 1, to know whether a page follows) records.
+-- Returns {stale, found, cursor id, cursor score, joined, kind, body, ...}: stale = ids whose record has expired
+-- (the caller sweeps them); the cursor fields are the page's last item's when a page follows, else ''.
+-- `joined` is the page's records joined by ',' (one reply to send as it is) when ARGV[8] is 'join' and every
+-- record had ARGV[7]; otherwise it is nil and each record follows with its kind ('l' or 'json': a record stored
+-- before list views existed has no 'l', and the caller projects it).
 local want = tonumber(ARGV[5])
 local cid = ARGV[4]
 local maxs = ARGV[3]
 local maxn = tonumber(maxs)
 local field = ARGV[7]
-local out = {0}
-local found = 0
+local stale = 0
+local ids, scores, kinds, bodies = {}, {}, {}, {}
+local mixed = ARGV[8] ~= 'join'
 local offset = 0
 local batch = want + 8
-while found < want do
+while #bodies < want do
   local rows = redis.call('ZREVRANGEBYSCORE', src, maxs, since, 'WITHSCORES', 'LIMIT', offset, batch)
   if #rows == 0 then break end
   for i = 1, #rows, 2 do
@@ -342,16 +348,14 @@ while found < want do
       if not body and field ~= 'json' then
         kind = 'json'
         body = redis.call('HGET', key, 'json')
+        mixed = true
       end
       if body then
-        out[#out + 1] = rows[i]
-        out[#out + 1] = rows[i + 1]
-        out[#out + 1] = kind
-        out[#out + 1] = body
-        found = found + 1
-        if found >= want then break end
+        local n = #bodies + 1
+        ids[n], scores[n], kinds[n], bodies[n] = rows[i], rows[i + 1], kind, body
+        if n >= want then break end
       else
-        out[1] = out[1] + 1
+        stale = stale + 1
       end
     end
   end
@@ -359,6 +363,20 @@ while found < want do
   offset = offset + batch
 end
 if src == KEYS[1] then redis.call('DEL', KEYS[1]) end
+local page = math.min(#bodies, want - 1)
+local out = {stale, #bodies, '', ''}
+if #bodies >= want then
+  out[3], out[4] = ids[page], scores[page]
+end
+if not mixed then
+  out[5] = table.concat(bodies, ',', 1, page)
+  return out
+end
+out[5] = false
+for i = 1, page do
+  out[#out + 1] = kinds[i]
+  out[#out + 1] = bodies[i]
+end
 return out
 """
 )
@@ -539,22 +557,18 @@ class ArticleStore:
             raise StoreError(f"could not read article {article_id}: {exc}") from exc
         return None if raw is None else raw if isinstance(raw, bytes) else str(raw).encode()
 
-    async def page_json(
+    async def _page(
         self,
         order: Order,
         limit: int,
+        filters: ArticleFilters | None,
+        since: datetime | None,
+        cursor: str | None,
+        view: View,
         *,
-        filters: ArticleFilters | None = None,
-        since: datetime | None = None,
-        cursor: str | None = None,
-        view: View = "lean",
-    ) -> JsonPage:
-        """One page as stored bytes, newest (recent) or most important (top) first, in one round trip:
-        `view="lean"` the list views, `"full"` the whole records. `cursor` continues a previous page.
-
-        Order is (score, id) descending, so pages neither skip nor repeat an article even while new ones
-        arrive. `since` keeps articles published at or after it. Raises InvalidCursor for a bad cursor.
-        """
+        join: bool,
+    ) -> tuple[int, str | None, Any, list[tuple[Any, Any]]]:
+        """`_LIST` for one page: (items on it, next cursor, the joined records or None, (kind, record) pairs)."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
         active = () if filters is None else sorted(filters.active().items())
@@ -573,6 +587,7 @@ class ArticleStore:
             limit + 1,
             self._article_key(""),
             "l" if view == "lean" else "json",
+            "join" if join else "split",
         ]
         try:
             rows: Sequence[Any] = await self._list(keys=keys, args=args)
@@ -580,15 +595,31 @@ class ArticleStore:
                 await self.sweep()
         except RedisError as exc:
             raise StoreError(f"could not read /news/{order}: {exc}") from exc
-        records: list[bytes] = []
-        for kind, body in zip(rows[3::4], rows[4::4], strict=True):
-            raw = body if isinstance(body, bytes) else str(body).encode()
-            records.append(list_view(raw) if view == "lean" and _text(kind) != "l" else raw)
-        next_cursor = None
-        if len(records) > limit:
-            records = records[:limit]
-            next_cursor = _encode_cursor(order, _text(rows[4 * limit - 2]), _text(rows[4 * limit - 3]))
-        return JsonPage(records, next_cursor)
+        found, next_id, next_score = int(rows[1]), _text(rows[2]), _text(rows[3])
+        next_cursor = _encode_cursor(order, next_score, next_id) if next_id else None
+        return min(found, limit), next_cursor, rows[4], list(zip(rows[5::2], rows[6::2], strict=True))
+
+    async def page_json(
+        self,
+        order: Order,
+        limit: int,
+        *,
+        filters: ArticleFilters | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        view: View = "lean",
+    ) -> JsonPage:
+        """One page as a JSON array, newest (recent) or most important (top) first, in one round trip:
+        `view="lean"` the list views, `"full"` the whole records, joined by Redis and sent as they are.
+
+        Order is (score, id) descending, so pages neither skip nor repeat an article even while new ones
+        arrive. `since` keeps articles published at or after it. Raises InvalidCursor for a bad cursor.
+        """
+        n, next_cursor, joined, items = await self._page(order, limit, filters, since, cursor, view, join=True)
+        if joined is not None:
+            return JsonPage(b"[" + _bytes(joined) + b"]", n, next_cursor)
+        records = [list_view(_bytes(b)) if view == "lean" and _text(k) != "l" else _bytes(b) for k, b in items]
+        return JsonPage(b"[" + b",".join(records) + b"]", n, next_cursor)
 
     async def query(
         self,
@@ -599,11 +630,10 @@ class ArticleStore:
         since: datetime | None = None,
         cursor: str | None = None,
     ) -> Page:
-        """`page_json(view="full")` with each record also parsed (for callers that need the models)."""
-        page = await self.page_json(order, limit, filters=filters, since=since, cursor=cursor, view="full")
-        raw = [r.decode("utf-8") for r in page.records]
-        items = [AnalyzedArticle.model_validate_json(r, context=STORED) for r in raw]
-        return Page(items, page.next_cursor, raw)
+        """One page of whole records, each also parsed (for callers that need the models); see `page_json`."""
+        _, next_cursor, _, items = await self._page(order, limit, filters, since, cursor, "full", join=False)
+        raw = [_text(b) for _, b in items]
+        return Page([AnalyzedArticle.model_validate_json(r, context=STORED) for r in raw], next_cursor, raw)
 
     async def get_many_json(self, article_ids: Iterable[str]) -> list[str | None]:
         """The stored JSON of each article (None where there is none), in one round trip."""

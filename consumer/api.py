@@ -172,10 +172,12 @@ def _query_error(name: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": message, "input": None}])
 
 
-def _utf8_query(request: Request) -> None:
+async def _utf8_query(request: Request) -> None:
     """Refuse a query whose percent-escapes are not UTF-8 (an unpaired UTF-16 surrogate, say), naming the
     parameter: Starlette would turn them into U+FFFD and answer as if that had been asked."""
     raw: bytes = request.scope.get("query_string", b"")
+    if b"%" not in raw and raw.isascii():  # nothing escaped: ASCII is UTF-8 (the common case, checked cheaply)
+        return
     for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1"):
         for text in (name, value):
             try:
@@ -230,7 +232,7 @@ def _iso_only(value: Any) -> Any:
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
-def article_filters(
+async def article_filters(
     sentiment: Annotated[Sentiment | None, Query(description="positive, neutral or negative")] = None,
     source: Annotated[str | None, _FilterText, Query(description="source name (case-insensitive)")] = None,
     category: Annotated[str | None, _FilterText, Query(description="category (case-insensitive)")] = None,
@@ -308,7 +310,7 @@ async def _page(
     headers = {} if page.next_cursor is None else {NEXT_CURSOR_HEADER: page.next_cursor}
     # The records were validated when stored: send their JSON as it is instead of building models
     # and serialising them again (that round trip was most of a read's CPU; see docs/BENCHMARKS.md).
-    return _send(request, page.body(), headers)
+    return _send(request, page.body, headers)
 
 
 def _json(request: Request, body: str, headers: dict[str, str] | None = None) -> Response:

@@ -6,12 +6,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 
 from common.schemas import AnalyzedArticle
 from common.settings import RedisSettings
-from common.store import ArticleFilters, ArticleStore, InvalidCursor, Order, PutResult
+from common.store import LEAD_MAX, ArticleFilters, ArticleStore, InvalidCursor, Order, PutResult, list_view
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +260,71 @@ async def test_event_log_is_bounded_and_knows_what_it_cannot_resume(redis: Redis
     _, events = await store.events_after(cursors[14], count=100)
     assert [e.cursor for e in events] == cursors[15:]
     assert not await store.can_resume("99999999999999-0")  # from the future (another Redis)
+
+
+# --- list views and one-round-trip pages (issue 18) -----------------------------------------------
+
+
+async def test_lean_and_full_pages_send_what_is_stored(store: ArticleStore) -> None:
+    long_body = "word " * 200
+    with_description = make_article(1, content=long_body)
+    body_only = make_article(2, content=long_body).model_copy(update={"description": None})
+    bare = make_article(3).model_copy(update={"description": None})
+    articles = [with_description, body_only, bare]
+    for a in articles:
+        await store.put(a)
+    full = orjson.loads((await store.page_json("recent", 10, view="full")).body)
+    # `view="full"` is the stored records themselves, byte for byte (in order, newest first).
+    assert full == [orjson.loads(a.model_dump_json()) for a in reversed(articles)]
+    lean_page = await store.page_json("recent", 10)
+    assert lean_page.count == 3 and lean_page.next_cursor is None
+    lean = {item["id"]: item for item in orjson.loads(lean_page.body)}
+    for item in lean.values():
+        assert "content" not in item and "description" not in item and "embedding" not in item["analysis"]
+    assert lean[with_description.id]["lead"] == "About story 1"
+    lead = lean[body_only.id]["lead"]
+    assert lead.endswith("\u2026") and len(lead) <= LEAD_MAX and long_body.startswith(lead[:-1])
+    assert lean[bare.id]["lead"] is None
+    # Everything else is the stored record's.
+    stored = orjson.loads(with_description.model_dump_json())
+    del stored["analysis"]["embedding"]
+    assert {k: v for k, v in stored.items() if k not in ("description", "content")} == {
+        k: v for k, v in lean[with_description.id].items() if k != "lead"
+    }
+
+
+async def test_records_stored_before_list_views_are_projected_on_read(
+    redis: Redis, redis_settings: RedisSettings, store: ArticleStore
+) -> None:
+    articles = [make_article(i, content="Body text.") for i in range(4)]
+    for a in articles:
+        await store.put(a)
+    before = (await store.page_json("recent", 10)).body
+    # What an older consumer wrote: the record without its list view.
+    assert await redis.hdel(f"{redis_settings.key_prefix}article:{articles[1].id}", "l") == 1
+    after = await store.page_json("recent", 10)
+    assert after.body == before and after.count == 4
+    assert [a["id"] for a in orjson.loads(after.body)] == [a.id for a in reversed(articles)]
+    # The list view written at store time and the projection at read time are the same bytes.
+    assert list_view(articles[1].model_dump_json()) in before
+
+
+async def test_json_pages_page_like_the_model_pages(store: ArticleStore) -> None:
+    articles = [make_article(i, importance=float(i % 3), published=BASE + timedelta(minutes=i // 4)) for i in range(17)]
+    for a in articles:
+        await store.put(a)
+    orders: tuple[Order, ...] = ("recent", "top")
+    for order in orders:
+        json_ids: list[str] = []
+        model_ids: list[str] = []
+        cursor = model_cursor = None
+        while True:
+            page = await store.page_json(order, 5, cursor=cursor)
+            models = await store.query(order, 5, cursor=model_cursor)
+            json_ids += [a["id"] for a in orjson.loads(page.body)]
+            model_ids += [a.id for a in models.items]
+            assert page.next_cursor == models.next_cursor
+            cursor = model_cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert json_ids == model_ids and sorted(json_ids) == sorted(a.id for a in articles)
