@@ -362,15 +362,13 @@ def require_access(
     Prometheus reach `/healthz`, `/readyz` and `/metrics` without a token.
     """
 
-    async def check(
-        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-    ) -> None:
+    def admit(request: Request, given: str | None) -> None:
         needed: Scope = scope or ("read" if request.method in _SAFE_METHODS else "write")
         address = request.client.host if request.client else None
         if access.open:
             caller = Caller("write", f"addr:{address or '?'}")
         else:
-            caller = access.caller(credentials.credentials if credentials else None, address)
+            caller = access.caller(given, address)
             if caller.scope is None:
                 raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
             if needed == "write" and caller.scope != "write":
@@ -384,6 +382,18 @@ def require_access(
                 raise HTTPException(
                     429, f"too many write requests; retry after {retry_after} s", {"Retry-After": retry_after}
                 )
+
+    if access.open:
+        # No bearer dependency: the OpenAPI document of an open service declares no security scheme.
+        async def check_open(request: Request) -> None:
+            admit(request, None)
+
+        return check_open
+
+    async def check(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> None:
+        admit(request, credentials.credentials if credentials else None)
 
     return check
 
