@@ -20,6 +20,10 @@ that find the same match write the same id, and the store keeps only the first (
 
 Webhook bodies are the alert's JSON; `X-Signature: sha256=<hex HMAC-SHA256 of the body>` with the
 watchlist's secret (returned once, when the watchlist is created): `verify(body, secret, header)`.
+Delivery is at least once, never exactly once (a receiver can take a POST and the answer be lost, or the
+sending replica die before it records the answer): `X-News-Delivery` (`DELIVERY_HEADER`) is the same on
+every retry of one delivery (the alert's id; a watchlist has one webhook, so an alert has one delivery),
+and a receiver drops a delivery id it has already processed. `X-News-Attempt` counts the attempts (1, 2, ...).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "ALERT_KINDS",
+    "ATTEMPT_HEADER",
+    "DELIVERY_HEADER",
     "Alert",
     "AlertKind",
     "Burst",
@@ -58,6 +64,8 @@ __all__ = [
 ]
 
 AlertKind = Literal["article", "story_size", "spike"]
+DELIVERY_HEADER = "X-News-Delivery"
+ATTEMPT_HEADER = "X-News-Attempt"
 ALERT_KINDS: tuple[AlertKind, ...] = ("article", "story_size", "spike")
 
 # Rule text: no control characters, something besides whitespace (the same rule as the story filters).

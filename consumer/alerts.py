@@ -7,13 +7,28 @@ articles are counted in the timelines, every watchlist's rules are matched again
 story updates, and spike rules run the burst test (`common.alerts.burst`) on the windows the batch touched.
 An alert is written with `SET NX` on its deterministic id in the same script that lists it and appends it
 to the alert stream, so a re-delivered batch or a second replica never raises it twice; only the writer that
-won sends the webhook. Every replica relays the stream to its own clients (`fan_out_alerts`).
+won queues the webhook. Every replica relays the stream to its own clients (`fan_out_alerts`).
 
 Webhooks: POST of the alert's JSON, `X-Signature: sha256=<HMAC>` (the watchlist's secret), retried with
-tenacity (exponential backoff, `AlertConfig.webhook_attempts` attempts) on connection errors and 408/429/5xx,
-then dead-lettered to `news.dlq` (stage `alerts`, the body as the original payload). Deliveries run in the
-background from an in-memory queue, so a slow receiver never holds the ingest; a replica killed with
-deliveries pending loses those deliveries (the alerts themselves are stored and listed).
+tenacity (exponential backoff, `AlertConfig.webhook_attempts` attempts in all) on connection errors and
+408/429/5xx, then dead-lettered to `news.dlq` (stage `alerts`, the body as the original payload, the last
+error as the reason). Delivery is at least once: `X-News-Delivery` (the alert's id, the same on every retry,
+takeover and restart) lets a receiver drop repeats (`common.alerts`).
+
+The pending deliveries are an outbox in Redis, not in a replica's memory: the script that raises an alert
+also appends its signed delivery to the stream `whq` (the body and its signature; never the secret), so a
+stored alert with a webhook always has its delivery queued. Every replica's `WebhookSender` is a consumer of
+the stream's group `webhooks`: XREADGROUP hands each new delivery to one replica; the holder renews its lease
+(XCLAIM to itself) every lease / 3 while it works; a delivery not renewed for the lease (3 x
+`webhook_timeout`; the replica was killed or hangs) is taken over by XAUTOCLAIM, by another replica or by
+the restarted one. A delivery is acknowledged and deleted (XACK + XDEL) only after a 2xx or once its dead
+letter was acked by Kafka. Attempts are counted in Redis (`whtries`), so the budget spans takeovers: a
+receiver that stays down is dead-lettered after `webhook_attempts` in all, however often replicas die.
+A stream with a group was chosen over a list with per-replica processing lists (BLMOVE) because Redis keeps
+the owner and the idle time of every pending entry, so finding a dead replica's work is one command, not
+heartbeat keys of our own. Bounded: the outbox holds at most `webhook_queue` deliveries; past that a new
+alert is still raised and listed, and its delivery is dead-lettered at once ("webhook queue full") and
+counted in `alert_webhook_deliveries_total{result="failed"}` (never trimmed away silently).
 
 Layout (under the configured prefix):
   wl:{id}        hash {json: the Watchlist, secret}; no expiry
@@ -21,6 +36,8 @@ Layout (under the configured prefix):
   alert:{id}     the Alert JSON (SET NX), expires after the retention
   alerts         sorted set alert id -> created (epoch ms), the newest `max_alerts` kept
   aevents        stream {j: alert JSON}, about `max_alerts` kept: the live relay's source
+  whq            stream {a: alert id, u: url, s: X-Signature, j: body}, group `webhooks`: the webhook outbox
+  whtries        hash {entry id: attempts made, entry id:e: the last error}, while the delivery is pending
 """
 
 from __future__ import annotations
@@ -28,22 +45,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import httpx
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from common.alerts import (
+    ATTEMPT_HEADER,
+    DELIVERY_HEADER,
     Alert,
     AlertKind,
     CategoryRule,
@@ -66,6 +88,7 @@ from common.errors import StoreError
 from common.kafka import send_dead_letter
 from common.messages import AlertMessage
 from common.metrics import ConsumerMetrics
+from common.retry import until_up
 from common.schemas import AnalyzedArticle, DeadLetter
 from common.store import normalise
 from common.stories import StoryUpdate
@@ -79,6 +102,8 @@ __all__ = [
     "AlertRelay",
     "AlertService",
     "AlertStore",
+    "Delivery",
+    "RaiseResult",
     "WebhookSender",
     "alerts_router",
     "fan_out_alerts",
@@ -91,8 +116,39 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 en
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[5]) - 1)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'j', ARGV[1])
+if ARGV[6] == '' then return 1 end
+if redis.call('XLEN', KEYS[4]) >= tonumber(ARGV[8]) then return 2 end
+redis.call('XADD', KEYS[4], '*', 'a', ARGV[4], 'u', ARGV[6], 's', ARGV[7], 'j', ARGV[1])
 return 1
 """
+
+# Refresh the lease of this consumer's in-flight deliveries (XCLAIM to itself resets the idle time), only for
+# entries it still owns: one another replica has taken over is left to that replica.
+_KEEP_SCRIPT = """
+local kept = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    kept = kept + 1
+  end
+end
+return kept
+"""
+
+RaiseResult = Literal["exists", "raised", "refused"]
+_GROUP = "webhooks"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One pending webhook delivery: the stream entry, where to POST, the signed body."""
+
+    entry_id: str
+    alert_id: str
+    url: str
+    signature: str
+    body: bytes
 
 
 def _text(value: Any) -> str:
@@ -106,7 +162,10 @@ class AlertStore:
         self._ttl = ttl_seconds
         self._max = max_alerts
         self._raise = redis.register_script(_RAISE_SCRIPT)
+        self._keep = redis.register_script(_KEEP_SCRIPT)
         self.stream_key = f"{prefix}aevents"
+        self.deliveries_key = f"{prefix}whq"
+        self._tries_key = f"{prefix}whtries"
 
     def _wl(self, watchlist_id: str) -> str:
         return f"{self._prefix}wl:{watchlist_id}"
@@ -167,17 +226,147 @@ class AlertStore:
             raise StoreError(f"could not read the watchlist: {exc}") from exc
         return None if raw is None else Watchlist.model_validate_json(raw)
 
-    async def raise_alert(self, alert: Alert) -> bool:
-        """Store and announce the alert unless its id is already stored; True when this call raised it."""
+    async def raise_alert(
+        self, alert: Alert, webhook: tuple[str, str] | None = None, *, queue_max: int = 10_000
+    ) -> RaiseResult:
+        """Store and announce the alert unless its id is already stored ("exists"). With a `webhook` (url,
+        secret), its signed delivery is queued in the same script, unless `queue_max` deliveries are already
+        waiting ("refused": the alert is raised, its delivery is the caller's to dead-letter)."""
         payload = alert.model_dump_json()
+        url, signature = ("", "") if webhook is None else (webhook[0], sign(payload.encode("utf-8"), webhook[1]))
         try:
             done = await self._raise(
-                keys=[f"{self._prefix}alert:{alert.id}", f"{self._prefix}alerts", self.stream_key],
-                args=[payload, self._ttl, int(alert.created_at.timestamp() * 1000), alert.id, self._max],
+                keys=[
+                    f"{self._prefix}alert:{alert.id}",
+                    f"{self._prefix}alerts",
+                    self.stream_key,
+                    self.deliveries_key,
+                ],
+                args=[
+                    payload,
+                    self._ttl,
+                    int(alert.created_at.timestamp() * 1000),
+                    alert.id,
+                    self._max,
+                    url,
+                    signature,
+                    queue_max,
+                ],
             )
         except RedisError as exc:
             raise StoreError(f"could not store alert {alert.id}: {exc}") from exc
-        return bool(int(done))
+        return ("exists", "raised", "refused")[int(done)]
+
+    # --- the webhook outbox: a stream read by the consumer group `webhooks` (one consumer per replica) ---
+
+    async def ensure_delivery_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(self.deliveries_key, _GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise StoreError(f"could not create the webhook delivery group: {exc}") from exc
+        except RedisError as exc:
+            raise StoreError(f"could not create the webhook delivery group: {exc}") from exc
+
+    @staticmethod
+    def _deliveries(entries: Any) -> list[Delivery]:
+        out = []
+        for entry_id, fields in entries or []:
+            if not fields:  # deleted while pending (never here: acknowledged entries are deleted together)
+                continue
+            got = {_text(k): v for k, v in fields.items()}
+            out.append(Delivery(_text(entry_id), _text(got["a"]), _text(got["u"]), _text(got["s"]), bytes(got["j"])))
+        return out
+
+    async def read_deliveries(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+        """Deliveries no replica has taken yet, now this consumer's (waits up to `block_ms` for one)."""
+        try:
+            found: Any = await self._redis.xreadgroup(
+                _GROUP, consumer, {self.deliveries_key: ">"}, count=count, block=block_ms
+            )
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):  # the stream was deleted (a flush): make the group again
+                await self.ensure_delivery_group()
+                return []
+            raise StoreError(f"could not read webhook deliveries: {exc}") from exc
+        except RedisError as exc:
+            raise StoreError(f"could not read webhook deliveries: {exc}") from exc
+        return [d for _, entries in found or [] for d in self._deliveries(entries)]
+
+    async def claim_deliveries(self, consumer: str, idle_ms: int, count: int, start: str) -> tuple[str, list[Delivery]]:
+        """Take over deliveries whose holder has not renewed them for `idle_ms` (a replica killed or stuck):
+        one XAUTOCLAIM step from `start`; returns the cursor for the next step ("0-0": the scan wrapped)."""
+        try:
+            found: Any = await self._redis.xautoclaim(
+                self.deliveries_key, _GROUP, consumer, idle_ms, start_id=start, count=count
+            )
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                await self.ensure_delivery_group()
+                return "0-0", []
+            raise StoreError(f"could not claim webhook deliveries: {exc}") from exc
+        except RedisError as exc:
+            raise StoreError(f"could not claim webhook deliveries: {exc}") from exc
+        return _text(found[0]), self._deliveries(found[1])
+
+    async def keep_deliveries(self, consumer: str, entry_ids: list[str]) -> int:
+        """Renew this consumer's lease on its in-flight deliveries; how many it still held."""
+        if not entry_ids:
+            return 0
+        try:
+            return int(await self._keep(keys=[self.deliveries_key], args=[_GROUP, consumer, *entry_ids]))
+        except RedisError as exc:
+            raise StoreError(f"could not renew webhook deliveries: {exc}") from exc
+
+    async def record_attempt(self, entry_id: str) -> int:
+        """Count one more attempt at a delivery (across replicas and restarts); the count so far."""
+        try:
+            return int(await self._redis.hincrby(self._tries_key, entry_id, 1))
+        except RedisError as exc:
+            raise StoreError(f"could not count a webhook attempt: {exc}") from exc
+
+    async def record_error(self, entry_id: str, error: str) -> None:
+        try:
+            await self._redis.hset(self._tries_key, f"{entry_id}:e", error)
+        except RedisError as exc:
+            raise StoreError(f"could not note a webhook error: {exc}") from exc
+
+    async def attempts_made(self, entry_id: str) -> tuple[int, str | None]:
+        """Attempts made at a delivery so far (by any replica), and the last one's error."""
+        try:
+            made, error = await self._redis.hmget(self._tries_key, [entry_id, f"{entry_id}:e"])
+        except RedisError as exc:
+            raise StoreError(f"could not read webhook attempts: {exc}") from exc
+        return int(made or 0), None if error is None else _text(error)
+
+    async def finish_delivery(self, entry_id: str) -> None:
+        """A delivery is done (delivered, or dead-lettered): acknowledged and removed, with its attempt count."""
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xack(self.deliveries_key, _GROUP, entry_id)
+                pipe.xdel(self.deliveries_key, entry_id)
+                pipe.hdel(self._tries_key, entry_id, f"{entry_id}:e")
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"could not acknowledge webhook delivery {entry_id}: {exc}") from exc
+
+    async def pending_deliveries(self) -> int:
+        """Deliveries waiting or in flight (the stream holds only those: finished ones are deleted)."""
+        try:
+            return int(await self._redis.xlen(self.deliveries_key))
+        except RedisError as exc:
+            raise StoreError(f"could not count webhook deliveries: {exc}") from exc
+
+    async def prune_consumers(self, idle_ms: int) -> int:
+        """Forget consumers (replicas gone) that hold nothing and were not heard from for `idle_ms`."""
+        try:
+            consumers = await self._redis.xinfo_consumers(self.deliveries_key, _GROUP)
+            gone = [c["name"] for c in consumers if int(c["pending"]) == 0 and int(c["idle"]) > idle_ms]
+            for name in gone:
+                await self._redis.xgroup_delconsumer(self.deliveries_key, _GROUP, name)
+        except RedisError as exc:
+            raise StoreError(f"could not prune webhook consumers: {exc}") from exc
+        return len(gone)
 
     async def recent_json(self, limit: int, watchlist_id: str | None = None) -> list[str]:
         """The newest alerts' JSON, newest first (expired ones skipped)."""
@@ -227,7 +416,12 @@ class _Retryable(Exception):
 
 
 class WebhookSender:
-    """Delivers alerts to webhooks in the background: signed, retried, dead-lettered."""
+    """Delivers queued alerts to webhooks from the Redis outbox: signed, retried, dead-lettered, durable.
+
+    Every replica runs one, as one consumer of the outbox's group: a new delivery goes to exactly one replica
+    (XREADGROUP); the holder renews its lease every `lease / 3` seconds while it works; a delivery whose lease
+    ran out (its replica was killed, or hangs) is taken over by whichever replica scans first (XAUTOCLAIM).
+    An entry is acknowledged and deleted only once the receiver answered 2xx or its dead letter was acked."""
 
     def __init__(
         self,
@@ -235,93 +429,173 @@ class WebhookSender:
         metrics: ConsumerMetrics,
         dlq: AIOKafkaProducer,
         topics: Topics,
+        store: AlertStore,
         client: httpx.AsyncClient | None = None,
+        *,
+        lease: float | None = None,
     ) -> None:
         self._config = config
         self._metrics = metrics
         self._dlq = dlq
         self._topics = topics
+        self._store = store
         self._client = client or httpx.AsyncClient(timeout=config.webhook_timeout, follow_redirects=False)
-        self._queue: asyncio.Queue[tuple[Alert, str, str]] = asyncio.Queue(maxsize=config.webhook_queue)
-        self._slots = asyncio.Semaphore(config.webhook_concurrency)
+        # How long a delivery may go unrenewed before another replica takes it over: three request timeouts
+        # (the holder renews every lease / 3, whatever its requests do, so only a dead or stuck replica lapses).
+        self.lease = lease if lease is not None else max(3 * config.webhook_timeout, 1.0)
+        # One name per process: a restarted replica is a new consumer and takes its predecessor's deliveries
+        # over like any other replica's, after the lease.
+        self.name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._in_flight: set[str] = set()
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def enqueue(self, alert: Alert, url: str, secret: str) -> None:
-        try:
-            self._queue.put_nowait((alert, url, secret))
-        except asyncio.QueueFull:
-            asyncio.get_running_loop().create_task(self._dead_letter(alert, url, "webhook queue full", 0))
+    async def refuse(self, alert: Alert, url: str) -> None:
+        """The outbox is full (`webhook_queue` deliveries waiting): dead-letter the delivery now, counted."""
+        await self._dead_letter(alert.id, alert.model_dump_json().encode("utf-8"), url, "webhook queue full", 0)
 
-    async def deliver(self, alert: Alert, url: str, secret: str) -> bool:
-        """One alert to one webhook, retried; dead-lettered when the receiver stays down. True if delivered."""
-        body = alert.model_dump_json().encode("utf-8")
-        headers = {"Content-Type": "application/json", "X-Signature": sign(body, secret), "X-Alert-Id": alert.id}
-        attempts = 0
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._config.webhook_attempts),
-                wait=wait_exponential(multiplier=self._config.webhook_backoff, max=self._config.webhook_backoff_max),
-                retry=retry_if_exception_type(_Retryable),
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    if attempts > 1:
-                        self._metrics.webhooks.labels(result="retried").inc()
-                    try:
-                        answer = await self._client.post(url, content=body, headers=headers)
-                    except httpx.HTTPError as exc:
-                        raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
-                    if answer.status_code in (408, 429) or answer.status_code >= 500:
-                        raise _Retryable(f"HTTP {answer.status_code}")
-                    if answer.status_code >= 300:
-                        raise ValueError(f"HTTP {answer.status_code} (not retried)")
-        except (_Retryable, ValueError) as exc:
-            await self._dead_letter(alert, url, str(exc), attempts)
-            return False
-        self._metrics.webhooks.labels(result="ok").inc()
-        return True
+    async def deliver(self, delivery: Delivery) -> bool:
+        """One delivery, retried within what is left of its attempt budget; dead-lettered when the receiver stays
+        down, then finished. True if delivered. `StoreError` (Redis down) leaves it pending: it is taken over
+        after the lease. An error of the dead-letter producer leaves it pending too (it is dead-lettered later)."""
+        budget = self._config.webhook_attempts
+        made, last_error = await self._store.attempts_made(delivery.entry_id)
+        headers = {
+            "Content-Type": "application/json",
+            "X-Signature": delivery.signature,
+            "X-Alert-Id": delivery.alert_id,
+            DELIVERY_HEADER: delivery.alert_id,
+        }
+        error: str | None = last_error
+        delivered = False
+        if made < budget:
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(budget - made),
+                    wait=wait_exponential(
+                        multiplier=self._config.webhook_backoff, max=self._config.webhook_backoff_max
+                    ),
+                    retry=retry_if_exception_type(_Retryable),
+                    reraise=True,
+                ):
+                    with attempt:
+                        made = await self._store.record_attempt(delivery.entry_id)
+                        if made > 1:
+                            self._metrics.webhooks.labels(result="retried").inc()
+                        try:
+                            await self._post(delivery, {**headers, ATTEMPT_HEADER: str(made)})
+                        except (_Retryable, ValueError) as exc:
+                            await self._store.record_error(delivery.entry_id, str(exc))
+                            raise
+                delivered = True
+            except (_Retryable, ValueError) as exc:
+                error = str(exc)
+        if delivered:
+            self._metrics.webhooks.labels(result="ok").inc()
+        else:
+            sent = await self._dead_letter(
+                delivery.alert_id, delivery.body, delivery.url, error or "attempts spent", made
+            )
+            if not sent:
+                return False
+        await self._store.finish_delivery(delivery.entry_id)
+        return delivered
 
-    async def _dead_letter(self, alert: Alert, url: str, error: str, attempts: int) -> None:
-        self._metrics.webhooks.labels(result="failed").inc()
+    async def _post(self, delivery: Delivery, headers: dict[str, str]) -> None:
+        try:
+            answer = await self._client.post(delivery.url, content=delivery.body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+        if answer.status_code in (408, 429) or answer.status_code >= 500:
+            raise _Retryable(f"HTTP {answer.status_code}")
+        if answer.status_code >= 300:
+            raise ValueError(f"HTTP {answer.status_code} (not retried)")
+
+    async def _dead_letter(self, alert_id: str, body: bytes, url: str, error: str, attempts: int) -> bool:
+        """The delivery to the dead-letter topic (stage `alerts`, the alert as the original payload); True once
+        the broker acked it (then counted as failed), False when it could not be produced (logged)."""
         host = httpx.URL(url).host
-        log.warning("alert %s: webhook at %s failed after %d attempts: %s", alert.id, host, attempts, error)
+        log.warning("alert %s: webhook at %s failed after %d attempts: %s", alert_id, host, attempts, error)
         letter = DeadLetter.wrap(
-            alert.model_dump_json(),
+            body.decode("utf-8"),
             stage="alerts",
             error=f"webhook {host}: {error}",
-            key=alert.id,
+            key=alert_id,
             attempts=max(attempts, 1),
         )
         try:
             await send_dead_letter(self._dlq, self._topics.dead_letters, letter)
-        except Exception:  # the DLQ is the last resort: log and go on
-            log.exception("alert %s: could not dead-letter the failed webhook", alert.id)
+        except Exception:  # the DLQ is the last resort: the delivery stays pending and is tried again
+            log.exception("alert %s: could not dead-letter the failed webhook", alert_id)
+            return False
+        self._metrics.webhooks.labels(result="failed").inc()
+        return True
 
-    def _finished(self, tasks: set[asyncio.Task[bool]]) -> Any:
-        def done(task: asyncio.Task[bool]) -> None:
-            tasks.discard(task)
-            self._slots.release()
+    async def _one(self, delivery: Delivery) -> None:
+        try:
+            await self.deliver(delivery)
+        except StoreError as exc:
+            log.warning("alert %s: webhook delivery left pending (Redis): %s", delivery.alert_id, exc)
+        except Exception:  # a bug must not end the sender; the entry stays pending and is taken over
+            log.exception("alert %s: webhook delivery failed unexpectedly", delivery.alert_id)
+        finally:
+            self._in_flight.discard(delivery.entry_id)
 
-        return done
+    async def _renew(self) -> None:
+        """Renew the lease of this replica's in-flight deliveries, and now and then forget replicas long gone."""
+        beats = 0
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            beats += 1
+            try:
+                await self._store.keep_deliveries(self.name, sorted(self._in_flight))
+                if beats % 360 == 0:
+                    await self._store.prune_consumers(int(max(3600.0, 100 * self.lease) * 1000))
+            except StoreError as exc:
+                log.warning("could not renew webhook deliveries: %s", exc)
 
     async def run(self) -> None:
-        """Deliver queued alerts for ever, at most `webhook_concurrency` at a time."""
-        tasks: set[asyncio.Task[bool]] = set()
+        """Deliver the outbox for ever, at most `webhook_concurrency` at a time: taken-over deliveries first,
+        then new ones."""
+        async for attempt in until_up("creating the webhook delivery group", on=(StoreError,), logger=log):
+            with attempt:
+                await self._store.ensure_delivery_group()
+        most = self._config.webhook_concurrency
+        lease_ms = int(self.lease * 1000)
+        block_ms = max(min(1_000, lease_ms // 3), 10)
+        tasks: set[asyncio.Task[None]] = set()
+        renew = asyncio.create_task(self._renew())
+        cursor = "0-0"
         try:
             while True:
-                alert, url, secret = await self._queue.get()
-                await self._slots.acquire()
-                task = asyncio.create_task(self.deliver(alert, url, secret))
-                tasks.add(task)
-                task.add_done_callback(self._finished(tasks))
+                while len(tasks) >= most:
+                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                free = most - len(tasks)
+                try:
+                    cursor, found = await self._store.claim_deliveries(self.name, lease_ms, free, cursor)
+                    # Taken over: what this replica still holds itself (a finished retry that could not be
+                    # acknowledged) is not taken twice.
+                    found = [d for d in found if d.entry_id not in self._in_flight]
+                    if found:
+                        log.info("took over %d webhook deliveries whose lease ran out", len(found))
+                    else:
+                        found = await self._store.read_deliveries(self.name, free, block_ms)
+                except StoreError as exc:
+                    log.warning("could not read webhook deliveries: %s", exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                for delivery in found:
+                    self._in_flight.add(delivery.entry_id)
+                    task = asyncio.create_task(self._one(delivery))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
         finally:
+            renew.cancel()
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(BaseException):
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(renew, *tasks, return_exceptions=True)
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -503,12 +777,16 @@ class AlertService:
             if alert.id in seen:
                 continue
             seen.add(alert.id)
-            if not await self._store.raise_alert(alert):
+            url = watchlist.webhook_url if self._webhooks is not None else None
+            result = await self._store.raise_alert(
+                alert, None if url is None else (url, secret), queue_max=self._config.webhook_queue
+            )
+            if result == "exists":
                 continue
             kind: AlertKind = alert.kind
             self._metrics.alerts.labels(kind=kind).inc()
-            if watchlist.webhook_url is not None and self._webhooks is not None:
-                self._webhooks.enqueue(alert, watchlist.webhook_url, secret)
+            if result == "refused" and self._webhooks is not None and url is not None:
+                await self._webhooks.refuse(alert, url)
 
 
 # --- live relay ---------------------------------------------------------------------------------

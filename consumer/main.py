@@ -134,7 +134,7 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
                 ttl_seconds=settings.redis.ttl_seconds,
                 max_alerts=config.alerts.max_alerts,
             )
-            webhooks = WebhookSender(config.alerts, metrics, dlq, topics)
+            webhooks = WebhookSender(config.alerts, metrics, dlq, topics, alerts)
             stack.push_async_callback(webhooks.aclose)
             alerting = AlertService(timelines, alerts, config.alerts, metrics, webhooks)
             hub = Hub(metrics, queue_size=config.ws_queue_size, ping_interval=config.ws_ping_interval)

@@ -1,9 +1,11 @@
 """The burst detector, alert ids, webhook signatures and the watchlist shapes (common/alerts.py): the
 detector must stay quiet on flat series and fire on planted surges. Last, the alert service's article and
-story rules on a real Redis (consumer/alerts.py), each match alerting once."""
+story rules on a real Redis (consumer/alerts.py), each match alerting once, and the webhook outbox on a real
+Redis: one replica per delivery, leases renewed or taken over, attempts counted across takeovers, bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from datetime import UTC, datetime
@@ -167,3 +169,59 @@ async def test_article_and_story_rules_alert_once(redis: Redis, redis_settings: 
     assert len(streamed) == 4
     assert [w.id for w, _ in await alerts.with_secrets()] == [created.id]
     assert await alerts.delete(created.id) and not await alerts.delete(created.id)
+
+
+def _alert(n: int) -> Alert:
+    return Alert(
+        id=f"{n:032x}",
+        watchlist_id="b" * 32,
+        watchlist_name="w",
+        rule=StorySizeRule(kind="story_size_above", threshold=1),
+        kind="story_size",
+        subject=f"story-{n}",
+        message="m",
+        created_at=datetime.now(UTC),
+    )
+
+
+async def test_webhook_outbox_leases_takeovers_and_bound(redis: Redis, redis_settings: RedisSettings) -> None:
+    """The outbox the webhook senders share: each delivery is read by one replica; a lease renewed is kept, a
+    lapsed one is taken over (and its old holder can no longer renew it); attempts outlive the holder; a full
+    outbox refuses (the alert is still raised); a finished delivery is gone."""
+    store = AlertStore(redis, prefix=redis_settings.key_prefix, ttl_seconds=3600)
+    await store.ensure_delivery_group()
+    await store.ensure_delivery_group()  # a second replica starting: the group exists, no error
+    hook = ("http://127.0.0.1:9/hook", "s3cret")
+    raised = [await store.raise_alert(_alert(i), hook, queue_max=2) for i in range(3)]
+    assert raised == ["raised", "raised", "refused"]
+    assert await store.raise_alert(_alert(0), hook, queue_max=2) == "exists"
+    assert await store.raise_alert(_alert(9), None, queue_max=2) == "raised"  # no webhook: nothing queued
+    assert len(await store.recent_json(10)) == 4 and await store.pending_deliveries() == 2
+
+    [first] = await store.read_deliveries("a", 1, 10)
+    [second] = await store.read_deliveries("b", 10, 10)
+    assert await store.read_deliveries("c", 10, 10) == []  # each delivery went to one replica only
+    assert {first.alert_id, second.alert_id} == {_alert(0).id, _alert(1).id}
+    for delivery in (first, second):
+        assert delivery.url == hook[0] and verify(delivery.body, hook[1], delivery.signature)
+        assert Alert.model_validate_json(delivery.body).id == delivery.alert_id
+
+    assert await store.claim_deliveries("c", 300, 10, "0-0") == ("0-0", [])  # nothing lapsed yet
+    await asyncio.sleep(0.4)
+    assert await store.keep_deliveries("a", [first.entry_id, second.entry_id]) == 1  # only its own
+    assert await store.record_attempt(second.entry_id) == 1
+    await store.record_error(second.entry_id, "HTTP 503")
+    _, taken = await store.claim_deliveries("c", 300, 10, "0-0")
+    assert [d.entry_id for d in taken] == [second.entry_id]  # b lapsed; a renewed
+    assert await store.keep_deliveries("b", [second.entry_id]) == 0  # b lost it to c
+    assert await store.record_attempt(second.entry_id) == 2  # the budget spans the takeover
+    assert await store.attempts_made(second.entry_id) == (2, "HTTP 503")
+
+    for delivery in (first, second):
+        await store.finish_delivery(delivery.entry_id)
+    assert await store.pending_deliveries() == 0
+    assert await store.attempts_made(second.entry_id) == (0, None)
+    assert await store.raise_alert(_alert(5), hook, queue_max=2) == "raised"  # room again
+    await asyncio.sleep(0.4)
+    assert await store.claim_deliveries("c", 300, 10, "0-0") == ("0-0", [])  # never read: nothing to take
+    assert [d.alert_id for d in await store.read_deliveries("c", 10, 10)] == [_alert(5).id]
