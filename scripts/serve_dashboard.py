@@ -15,8 +15,9 @@ The containers' nginx (docker/dashboard) keeps the same contract: the same paths
 token from `DASHBOARD_READ_TOKEN` in the container's environment, `/config.js` without a token, and no
 query string (a ticket) in its access log.
 
-The read token comes from the environment (`DASHBOARD_READ_TOKEN`), never the command line, where `ps`
-would show it. Unset: the API is expected to be open (local development), and nothing is added.
+The read token comes from the environment (`DASHBOARD_READ_TOKEN`, else the first of `API_READ_TOKENS`, as the
+containers do), never the command line, where `ps` would show it. Neither set: the API is expected to be
+open (local development), and nothing is added.
 """
 
 from __future__ import annotations
@@ -139,10 +140,13 @@ def main() -> None:
     args = parser.parse_args()
     Handler.config = config_js(args.ws or args.api)
     Handler.api = args.api
-    Handler.read_token = os.environ.get(READ_TOKEN_ENV, "").strip() or None
+    # Like the containers' nginx, the first of API_READ_TOKENS when no token is named for the dashboard.
+    first_read = os.environ.get("API_READ_TOKENS", "").split(",", 1)[0]
+    Handler.read_token = (os.environ.get(READ_TOKEN_ENV, "") or first_read).strip() or None
     Handler.client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
     if Handler.read_token is None:
-        print(f"serve_dashboard: {READ_TOKEN_ENV} is not set: the API is expected to be open", file=sys.stderr)
+        note = f"serve_dashboard: no {READ_TOKEN_ENV} or API_READ_TOKENS: the API is expected to be open"
+        print(note, file=sys.stderr)
     handler = functools.partial(Handler, directory=str(args.dist))
     ThreadingHTTPServer((args.host, args.port), handler).serve_forever()
 
