@@ -1,7 +1,9 @@
 """Watchlists and alerts end to end, on real Kafka and Redis with the consumer as a real process: a planted
 surge of one entity (analysed articles naming it, after a quiet baseline) raises exactly one alert per
 watchlist, pushed on the WebSocket and POSTed, signed, to a local webhook receiver; a receiver that is
-down leads to a dead letter; a re-delivered batch alerts nobody twice. Timelines are read back over REST."""
+down leads to a dead letter with the reason; a re-delivered batch alerts nobody twice. Timelines are read back
+over REST. Two consumer replicas deliver each alert's webhook once (the outbox's consumer group); the SIGKILL
+cases of the outbox are in tests/chaos/test_webhook_restart.py."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +21,7 @@ import websockets
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
-from common.alerts import verify
+from common.alerts import DELIVERY_HEADER, verify
 from common.settings import KafkaSettings
 from common.timelines import bucket_start
 from common.topics import Topics
@@ -31,27 +34,53 @@ pytestmark = pytest.mark.integration
 
 
 class Receiver:
-    """A webhook receiver on a local port: records every POST (body and headers)."""
+    """A webhook receiver on a local port: answers `status` (settable: down, then up) and records every POST
+    (`posts`: body, headers, the status answered) and the accepted ones (`received`: body, headers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 204, delay: float = 0.0) -> None:
+        self.status, self.delay = status, delay
+        self.posts: list[tuple[bytes, dict[str, str], int]] = []
         self.received: list[tuple[bytes, dict[str, str]]] = []
         self.port = free_port()
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.received.append((await request.read(), dict(request.headers)))
-        return web.Response(status=204)
+        body, headers, status = await request.read(), dict(request.headers), self.status
+        await asyncio.sleep(self.delay)
+        self.posts.append((body, headers, status))
+        if 200 <= status < 300:
+            self.received.append((body, headers))
+        return web.Response(status=status)
+
+    def ids(self, accepted: bool = True) -> list[str]:
+        """The alert id of each accepted POST (or of every POST), in arrival order."""
+        found = self.received if accepted else [(b, h) for b, h, _ in self.posts]
+        return [json.loads(body)["id"] for body, _ in found]
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    found = Receiver()
+@asynccontextmanager
+async def serving(found: Receiver) -> AsyncIterator[Receiver]:
     app = web.Application()
     app.router.add_post("/hook", found.handle)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", found.port).start()
-    yield found
-    await runner.cleanup()
+    try:
+        yield found
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with serving(Receiver()) as found:
+        yield found
+
+
+async def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
 
 
 async def next_alert(ws: Any, timeout: float = 30) -> dict[str, Any]:
@@ -157,10 +186,13 @@ async def test_planted_surge_alerts_once_on_the_websocket_and_the_webhook(
     body, headers = receiver.received[0]
     assert verify(body, secret, headers.get("X-Signature")) and json.loads(body)["id"] == alert["id"]
     assert not verify(body, "not the secret", headers.get("X-Signature"))
-    # The dead one: three attempts, then a dead letter with the alert as its payload.
+    # The idempotency key a receiver dedups on: the alert's id, on every attempt.
+    assert headers.get(DELIVERY_HEADER) == alert["id"] and headers.get("X-News-Attempt") == "1"
+    # The dead one: three attempts, then a dead letter with the alert as its payload and the reason.
     letters = [d for d in await dead_letters(kafka_settings, 1) if d["stage"] == "alerts"]
     assert len(letters) == 1 and json.loads(letters[0]["original"])["watchlist_id"] == dead_id
-    assert letters[0]["attempts"] == 3
+    assert letters[0]["attempts"] == 3 and letters[0]["original_key"] == alerts[dead_id]["id"]
+    assert letters[0]["error"].startswith("webhook 127.0.0.1: ConnectError"), letters[0]["error"]
 
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         listed_alerts = (await client.get("/alerts")).json()
@@ -189,3 +221,41 @@ async def test_planted_surge_alerts_once_on_the_websocket_and_the_webhook(
         assert (await client.delete(f"/watchlists/{dead_id}")).status_code == 204
         assert (await client.delete(f"/watchlists/{dead_id}")).status_code == 404
         assert (await client.post("/watchlists", json={"name": "x", "rules": []})).status_code == 422
+
+
+async def test_two_replicas_deliver_each_alert_once(
+    spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings, receiver: Receiver, redis: Any, namespace: str
+) -> None:
+    """Two consumer replicas (one Kafka group, one Redis): each matching article is one alert, raised by the
+    replica that ingested it, and its webhook is POSTed once, by one replica, with a valid signature."""
+    # A slow receiver keeps deliveries in flight, so both replicas' senders read the outbox at once.
+    receiver.delay = 0.2
+    replicas = [spawn("consumer", env={"CONSUMER__ALERTS__WEBHOOK_TIMEOUT": "2"}) for _ in range(2)]
+    base = f"http://127.0.0.1:{replicas[0].port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        created = await client.post(
+            "/watchlists",
+            json={
+                "name": "Acme, every article",
+                "rules": [{"kind": "entity", "entity": "org:acme"}],
+                "webhook_url": f"http://127.0.0.1:{receiver.port}/hook",
+            },
+        )
+        assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
+    now = datetime.now(UTC)
+    articles = [make_article(300 + i, entities=("Acme",), published=now, analyzed=now) for i in range(40)]
+    await produce(kafka_settings, articles)
+    await wait_for(lambda: len(receiver.posts) >= 40, 60, "40 webhook POSTs")
+    await asyncio.sleep(2)  # room for a duplicate to show up
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        listed = (await client.get("/alerts", params={"limit": 200})).json()
+    assert len(listed) == 40
+    got = receiver.ids(accepted=False)
+    assert sorted(got) == sorted(a["id"] for a in listed), "each alert POSTed exactly once"
+    for body, headers in receiver.received:
+        assert verify(body, secret, headers.get("X-Signature")) and headers[DELIVERY_HEADER] == json.loads(body)["id"]
+    # Both replicas are consumers of the outbox's group, and it is drained (nothing pending, nothing left).
+    assert len(await redis.xrange(f"{namespace}:whq")) == 0
+    consumers = await redis.xinfo_consumers(f"{namespace}:whq", "webhooks")
+    assert len(consumers) == 2 and all(c["pending"] == 0 for c in consumers)
