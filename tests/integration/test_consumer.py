@@ -24,6 +24,7 @@ from common.messages import SERVER_MESSAGES
 from common.schemas import STORED, AnalyzedArticle
 from common.settings import KafkaSettings, RedisSettings
 from common.stats import SentimentCounts, StatsStore, entity_member
+from consumer.api import ArticleSummary
 from consumer.main import create_app
 from consumer.settings import ConsumerConfig, ConsumerSettings
 from harness.infra import ROOT, free_port
@@ -175,7 +176,43 @@ async def test_ingest_idempotent_rest_and_live_filters(
         r = await client.get("/news/recent", params={"since": since})
         assert {a["id"] for a in r.json()} == {a.id for a in others if a.published_at >= BASE + timedelta(minutes=10)}
 
+        # Lists are lean by default (ArticleSummary: a lead, no bodies, no embedding); view=full sends records.
+        lean = (await client.get("/news/recent", params={"limit": 50})).json()
+        full = (await client.get("/news/recent", params={"limit": 50, "view": "full"})).json()
+        assert [a["id"] for a in lean] == [a["id"] for a in full] and len(lean) == 13
+        for item in lean:
+            ArticleSummary.model_validate(item)
+            assert "description" not in item and "content" not in item and "embedding" not in item["analysis"]
+        assert {a["lead"] for a in lean} == {a["description"] for a in full}
+        assert [AnalyzedArticle.model_validate(a, strict=False, context=STORED).id for a in full] == [
+            a["id"] for a in full
+        ]
+        top_lean = (await client.get("/news/top", params={"limit": 3})).json()
+        assert all("lead" in a and "description" not in a for a in top_lean)
+
+        # ETag / If-None-Match on lists and items: 304 without a body while nothing changed.
+        for url, query in (("/news/recent", {"limit": 50}), (f"/news/{newer.id}", {})):
+            first = await client.get(url, params=query)
+            etag = first.headers["etag"]
+            assert etag.startswith('W/"') and first.headers["cache-control"] == "no-cache"
+            again = await client.get(url, params=query, headers={"If-None-Match": etag})
+            assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+            other = await client.get(url, params=query, headers={"If-None-Match": 'W/"' + "0" * 32 + '"'})
+            assert other.status_code == 200 and other.content == first.content
+        assert (await client.get("/news/recent", params={"limit": 5})).headers["etag"] != etag
+
+        # gzip when the client accepts it and the answer is large enough; the same JSON either way.
+        plain = await client.get("/news/recent", params={"limit": 50}, headers={"Accept-Encoding": "identity"})
+        zipped = await client.get("/news/recent", params={"limit": 50}, headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in plain.headers
+        assert zipped.headers["content-encoding"] == "gzip" and zipped.json() == plain.json()
+        assert int(zipped.headers["content-length"]) < len(plain.content) // 2
+        assert zipped.headers["etag"] == plain.headers["etag"]  # weak: the same content, either coding
+        small = await client.get("/news/recent", params={"limit": 1}, headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in small.headers  # under GZIP_MIN_BYTES: not worth compressing
+
         bad_params: list[tuple[str, dict[str, str | int]]] = [
+            ("/news/recent", {"view": "everything"}),
             ("/news/recent", {"limit": 0}),
             ("/news/recent", {"limit": 201}),
             ("/news/recent", {"sentiment": "happy"}),

@@ -10,8 +10,16 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from common.store import CURSOR_PATTERNS, _encode_cursor
-from consumer.api import BUCKET_PATTERN, WINDOW_PATTERN, seconds
+from common.schemas import AnalyzedArticle
+from common.store import CURSOR_PATTERNS, LEAD_MAX, _encode_cursor, list_view
+from consumer.api import (
+    BUCKET_PATTERN,
+    WINDOW_PATTERN,
+    ArticleSummary,
+    _accepts_gzip,
+    _etag_matches,
+    seconds,
+)
 from consumer.main import create_app
 from consumer.ranking import TOP_CURSOR_PATTERN
 from consumer.settings import ConsumerSettings
@@ -64,8 +72,11 @@ def app_client(token: str | None = None) -> TestClient:
 def test_document_lists_every_status() -> None:
     paths = app_client().get("/openapi.json").json()["paths"]
     for path in ("/news/{article_id}", "/news/{article_id}/story", "/stories/{story_id}"):
-        assert set(paths[path]["get"]["responses"]) == {"200", "404", "422", "503"}, path
-    for path in ("/news/recent", "/news/top", "/stats/sentiment", "/trends", "/stories"):
+        assert set(paths[path]["get"]["responses"]) == {"200", "304", "404", "422", "503"}, path
+    for path in ("/news/recent", "/news/top", "/stories"):
+        assert set(paths[path]["get"]["responses"]) == {"200", "304", "422", "503"}, path
+        assert {"ETag", "Cache-Control"} <= set(paths[path]["get"]["responses"]["200"]["headers"]), path
+    for path in ("/stats/sentiment", "/trends"):
         assert set(paths[path]["get"]["responses"]) == {"200", "422", "503"}, path
     recent = {p["name"]: p for p in paths["/news/recent"]["get"]["parameters"]}
     assert recent["cursor"]["schema"]["anyOf"][0]["pattern"] == CURSOR_PATTERNS["recent"]
@@ -126,3 +137,79 @@ def test_what_the_document_forbids_is_refused(path: str, query: str, name: str) 
     reply = app_client().get(f"{path}?{query}")
     assert reply.status_code == 422, reply.text
     assert reply.json()["detail"][0]["loc"][:2] == ["query", name]
+
+
+# --- list views and caching (issue 18) ------------------------------------------------------------
+
+
+def test_list_views_are_documented_and_lean_by_default() -> None:
+    doc = app_client().get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    summary = schemas["ArticleSummary"]["properties"]
+    whole = set(AnalyzedArticle.model_fields)
+    assert set(summary) == (whole - {"description", "content"}) | {"lead"}
+    assert summary["analysis"]["$ref"].endswith("/AnalysisSummary")
+    assert "embedding" not in schemas["AnalysisSummary"]["properties"]
+    for path in ("/news/recent", "/news/top"):
+        operation = doc["paths"][path]["get"]
+        view = next(p for p in operation["parameters"] if p["name"] == "view")
+        assert view["schema"]["enum"] == ["lean", "full"] and view["schema"]["default"] == "lean"
+        body = operation["responses"]["200"]["content"]["application/json"]["schema"]["anyOf"]
+        assert [b["items"]["$ref"].rsplit("/", 1)[1] for b in body] == ["ArticleSummary", "AnalyzedArticle"]
+
+
+def test_list_view_lead_and_what_it_drops() -> None:
+    base = {
+        "url": "https://example.com/a",
+        "title": "A title",
+        "published_at": "2024-05-01T12:00:00Z",
+        "analysis": {"sentiment": "neutral", "sentiment_score": 0.0, "embedding": "A" * 40},
+    }
+    words = "alpha " * 100
+
+    def lead(**fields: object) -> object:
+        article = AnalyzedArticle.model_validate({**base, **fields}, strict=False)
+        assert article.analysis.embedding is not None
+        view = ArticleSummary.model_validate_json(list_view(article.model_dump_json())).model_dump()
+        assert "embedding" not in view["analysis"] and "content" not in view and "description" not in view
+        return view["lead"]
+
+    assert lead(description="The description.", content=words) == "The description."
+    cut = lead(content=words)
+    assert isinstance(cut, str) and cut.endswith("\u2026") and len(cut) <= LEAD_MAX
+    assert words.startswith(cut[:-1]) and not cut[:-1].endswith(" ")  # cut at a word, not inside one
+    assert lead(content="Short body.") == "Short body."
+    assert lead() is None
+
+
+@pytest.mark.parametrize(
+    ("header", "matches"),
+    [
+        ('W/"abc"', True),
+        ('"abc"', True),  # weak comparison: the strong form of the same tag matches
+        ('W/"x", W/"abc"', True),
+        ("*", True),
+        ('W/"abd"', False),
+        ("", False),
+    ],
+)
+def test_if_none_match(header: str, matches: bool) -> None:
+    assert _etag_matches(header, 'W/"abc"') is matches
+
+
+@pytest.mark.parametrize(
+    ("header", "accepts"),
+    [
+        ("gzip", True),
+        ("gzip, deflate, br", True),
+        ("br;q=1.0, GZIP;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("gzip;q=0.000", False),
+        ("identity", False),
+        ("", False),
+        ("deflate", False),
+    ],
+)
+def test_accept_encoding(header: str, accepts: bool) -> None:
+    assert _accepts_gzip(header) is accepts
