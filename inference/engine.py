@@ -221,15 +221,17 @@ class Engine:
 
     @staticmethod
     def _merge(answer: RemoteAnswer, name: str, model: str, update: dict[str, Any]) -> None:
+        # each task credited to the model that answered it (a provider may use one model per task)
         if answer.sentiment is not None and answer.sentiment_score is not None:
             update["sentiment"], update["sentiment_score"] = answer.sentiment, answer.sentiment_score
-            update["providers"]["sentiment"], update["models"]["sentiment"] = name, model
+            update["providers"]["sentiment"] = name
+            update["models"]["sentiment"] = answer.models.get("sentiment", model)
         if answer.category is not None:
             update["category"] = answer.category
-            update["providers"]["category"], update["models"]["category"] = name, model
+            update["providers"]["category"], update["models"]["category"] = name, answer.models.get("category", model)
         if answer.summary:
             update["summary"] = answer.summary
-            update["providers"]["summary"], update["models"]["summary"] = name, model
+            update["providers"]["summary"], update["models"]["summary"] = name, answer.models.get("summary", model)
 
     async def aclose(self) -> None:
         for remote in self._remote.values():

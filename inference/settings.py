@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from common.errors import ConfigError
 from common.settings import ServiceSettings
@@ -49,14 +49,29 @@ class OpenAISettings(BaseModel):
 
 
 class HuggingFaceSettings(BaseModel):
-    """The Hugging Face Inference API (serverless or a dedicated endpoint at `base_url`)."""
+    """Hugging Face Inference Providers through the router (https://router.huggingface.co): the classification
+    tasks at `/{task_provider}/models/{model}`, the summary from its OpenAI-compatible `/v1/chat/completions`."""
 
-    base_url: str = "https://api-inference.huggingface.co"
-    token: SecretStr | None = None  # INFERENCE__HUGGINGFACE__TOKEN
+    base_url: str = "https://router.huggingface.co"
+    token: SecretStr | None = None  # INFERENCE__HUGGINGFACE__TOKEN (a fine-grained token allowed to call providers)
+    # The inference provider that serves the classification pipelines (text classification, zero-shot).
+    task_provider: str = Field(default="hf-inference", pattern=r"^[a-z0-9][a-z0-9-]*$")
     sentiment_model: str = "cardiffnlp/twitter-roberta-base-sentiment-latest"
     category_model: str = "facebook/bart-large-mnli"
-    summary_model: str = "sshleifer/distilbart-cnn-12-6"
+    # A chat model; `model:provider` (or `:fastest`, `:cheapest`) picks the provider, else the router does.
+    summary_model: str = "Qwen/Qwen2.5-7B-Instruct"
+    summary_max_tokens: int = Field(default=120, ge=16)
     timeout_s: float = Field(default=20.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _not_the_retired_endpoint(cls, value: str) -> str:
+        # The serverless Inference API answers 410 and points to the router: refuse it at start, not per request.
+        if "api-inference.huggingface.co" in value:
+            raise ValueError(
+                "api-inference.huggingface.co is retired (it answers 410 Gone): use https://router.huggingface.co"
+            )
+        return value.rstrip("/")
 
     def token_value(self) -> str:
         """The token to send; `EngineSettings` refuses to select this provider without one."""

@@ -1,11 +1,13 @@
 """A real Prometheus (the Debian binary) scrapes real producer, consumer and stream worker processes
 with this repository's scrape config and rules: the key series of each service arrive, the rules
-load, and every PromQL expression of the Grafana dashboard is accepted."""
+load, every PromQL expression of the Grafana dashboard is accepted, and a firing alert travels through a real
+Alertmanager (Debian's prometheus-alertmanager, with monitoring/alertmanager.yml) to the alert log."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import yaml
 
 from harness.infra import free_port
 from harness.processes import ServiceProcess
-from tests.static.tools import MONITORING, tool
+from tests.static.tools import MONITORING, ROOT, tool
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +42,21 @@ ARTICLE = {
 }
 
 
+# An alert that fires at once, to follow the path Prometheus -> Alertmanager -> receiver -> alert log.
+PATH_CHECK_RULES = {
+    "groups": [
+        {
+            "name": "alert-path-check",
+            "rules": [{"alert": "NewsAlertPathCheck", "expr": "vector(1)", "labels": {"severity": "critical"}}],
+        }
+    ]
+}
+
+
 class Prometheus:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, alert_log: Path) -> None:
         self.url = url
+        self.alert_log = alert_log
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5).json()
@@ -59,11 +73,14 @@ class Prometheus:
         raise AssertionError(f"no result for {expr} within {timeout}s")
 
 
-def scrape_config(targets: dict[str, int]) -> dict[str, Any]:
+def scrape_config(targets: dict[str, int], alertmanager: int, extra_rules: Path) -> dict[str, Any]:
     """monitoring/prometheus.yml with the compose host names swapped for the local ports."""
     config: dict[str, Any] = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(MONITORING / "rules" / "*.yml")]
+    config["rule_files"] = [str(MONITORING / "rules" / "*.yml"), str(extra_rules)]
+    (compose_target,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert compose_target == "alertmanager:9093"
+    config["alerting"]["alertmanagers"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{alertmanager}"]}]
     jobs = []
     for job in config["scrape_configs"]:
         if job["job_name"] in targets:
@@ -74,35 +91,90 @@ def scrape_config(targets: dict[str, int]) -> dict[str, Any]:
     return config
 
 
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not become ready: {log.read_text()}"
+        time.sleep(0.2)
+
+
 @pytest.fixture
-def prometheus(tmp_path: Path, spawn: Callable[..., ServiceProcess]) -> Iterator[Prometheus]:
-    binary = tool("prometheus", hint="apt-get install prometheus (make system-deps)")
+def alertmanager(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """Alertmanager with monitoring/alertmanager.yml (only the alert log's port changed) and the alert log."""
+    binary = tool("prometheus-alertmanager", hint="apt-get install prometheus-alertmanager (make system-deps)")
+    sink_port, port = free_port(), free_port()
+    alerts = tmp_path / "alerts.log"
+    config = tmp_path / "alertmanager.yml"
+    original = (MONITORING / "alertmanager.yml").read_text()
+    assert "http://127.0.0.1:9095/" in original
+    config.write_text(original.replace("http://127.0.0.1:9095/", f"http://127.0.0.1:{sink_port}/"))
+    log_path = tmp_path / "alertmanager.log"
+    log = log_path.open("wb")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "alert_log.py"), "--port", str(sink_port), "--file", str(alerts)],
+            stdout=log, stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.path={tmp_path / 'am'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
+            stdout=log, stderr=subprocess.STDOUT,
+        ),
+    ]  # fmt: skip
+    try:
+        _wait_ready(procs[1], f"http://127.0.0.1:{port}/-/ready", log_path)
+        yield port, alerts
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def prometheus(
+    tmp_path: Path, spawn: Callable[..., ServiceProcess], alertmanager: tuple[int, Path]
+) -> Iterator[Prometheus]:
     services = {"producer": spawn("producer"), "consumer": spawn("consumer"), "stream-worker": spawn("worker")}
     httpx.post(
         f"http://127.0.0.1:{services['producer'].port}/articles", json={"articles": [ARTICLE]}, timeout=10
     ).raise_for_status()
+    ports = {name: s.port for name, s in services.items()}
+    yield from _run_prometheus(tmp_path, ports, alertmanager)
+
+
+@pytest.fixture
+def prometheus_alone(tmp_path: Path, alertmanager: tuple[int, Path]) -> Iterator[Prometheus]:
+    """The repository's Prometheus config scraping only itself: enough to evaluate the rules and send alerts."""
+    yield from _run_prometheus(tmp_path, {}, alertmanager)
+
+
+def _run_prometheus(tmp_path: Path, ports: dict[str, int], alertmanager: tuple[int, Path]) -> Iterator[Prometheus]:
+    binary = tool("prometheus", hint="apt-get install prometheus (make system-deps)")
     config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_dump(scrape_config({name: s.port for name, s in services.items()})))
+    extra_rules = tmp_path / "alert-path-check.yml"
+    extra_rules.write_text(yaml.safe_dump(PATH_CHECK_RULES))
+    am_port, alert_log = alertmanager
+    config.write_text(yaml.safe_dump(scrape_config(ports, am_port, extra_rules)))
     port = free_port()
     log = (tmp_path / "prometheus.log").open("wb")
     proc = subprocess.Popen(
         [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+         # an alert that fires before Alertmanager is discovered is dropped and resent after this (default 1m)
+         "--rules.alert.resend-delay=2s"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "Prometheus did not become ready"
-            time.sleep(0.2)
-        yield Prometheus(url)
+        _wait_ready(proc, f"{url}/-/ready", tmp_path / "prometheus.log")
+        yield Prometheus(url, alert_log)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -157,6 +229,19 @@ def test_prometheus_scrapes_every_service_and_loads_the_rules(prometheus: Promet
         time.sleep(0.5)
     assert_series(prometheus, "stream-worker")
     prometheus.wait_for('worker_processed_total{job="stream-worker"} >= 1', timeout=30)
-    assert any(s["metric"]["stage"] == "analysed" for s in prometheus.wait_for("news:stage_throughput:rate1m"))
+    # wait for the analysed stage itself (the first answer may hold only the other stages)
+    prometheus.wait_for('news:stage_throughput:rate1m{stage="analysed"}', timeout=30)
     firing = [r for r in loaded["news-suite.alerts"] if r["name"] == "NewsTargetDown" and r["state"] != "inactive"]
     assert not firing
+
+
+def test_a_firing_alert_reaches_the_alert_log_through_alertmanager(prometheus_alone: Prometheus) -> None:
+    """Prometheus -> Alertmanager -> the `oncall` route (severity critical) -> its webhook -> the alert log."""
+    prometheus = prometheus_alone
+    deadline = time.monotonic() + 60
+    while not (prometheus.alert_log.exists() and prometheus.alert_log.read_text().strip()):
+        assert time.monotonic() < deadline, "no notification reached the alert log within 60 s"
+        time.sleep(0.5)
+    records = [json.loads(line) for line in prometheus.alert_log.read_text().splitlines()]
+    delivered = {(r["receiver"], a["labels"]["alertname"], a["status"]) for r in records for a in r["alerts"]}
+    assert ("oncall", "NewsAlertPathCheck", "firing") in delivered, delivered

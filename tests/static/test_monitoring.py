@@ -159,3 +159,63 @@ def test_grafana_dashboard_and_provisioning() -> None:
     titles = " ".join(p["title"].lower() for p in json.loads(DASHBOARDS[0].read_text())["panels"])
     for topic in ("throughput", "p50/p95/p99", "success", "lag", "websocket", "dlq"):
         assert topic in titles, f"the dashboard has no panel about {topic}"
+
+
+# --- Alertmanager: the documented route --------------------------------------------------------------------------
+
+ALERTMANAGER = MONITORING / "alertmanager.yml"
+
+
+def amtool() -> str:
+    return tool("amtool", hint="apt-get install prometheus-alertmanager (make system-deps: mk/deploy.mk)")
+
+
+def route_of(labels: dict[str, str]) -> str:
+    result = run(
+        [
+            amtool(),
+            "config",
+            "routes",
+            "test",
+            f"--config.file={ALERTMANAGER}",
+            *(f"{k}={v}" for k, v in labels.items()),
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_alertmanager_config_is_valid() -> None:
+    result = run([amtool(), "check-config", str(ALERTMANAGER)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_route_to_a_receiver_that_sends_somewhere() -> None:
+    """Each alert of the rules reaches the receiver PROMETHEUS_GUIDE.md names for its severity, and each
+    receiver has somewhere to send (a receiver without configs drops what it gets)."""
+    expected = {"critical": "oncall", "warning": "team"}
+    alerts = [r for r in rules() if "alert" in r]
+    assert alerts
+    for rule in alerts:
+        severity = rule["labels"]["severity"]
+        assert route_of({"alertname": rule["alert"], "severity": severity, "job": "consumer"}) == expected[severity]
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    for receiver in config["receivers"]:
+        assert any(k.endswith("_configs") and v for k, v in receiver.items()), f"{receiver['name']} sends nowhere"
+    guide = (MONITORING / "PROMETHEUS_GUIDE.md").read_text()
+    assert "## Alert routing" in guide and all(f"`{name}`" in guide for name in expected.values())
+
+
+def test_prometheus_sends_its_alerts_to_alertmanager() -> None:
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    (target,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    host, port = target.split(":")
+    assert host in compose and compose[host]["image"].startswith("prom/alertmanager:v")
+    assert "./monitoring/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in compose[host]["volumes"]
+    assert any(str(p).endswith(f":{port}") for p in compose[host]["ports"])
+    # the receivers' default URL is the alert log, which shares Alertmanager's network namespace in compose
+    assert compose["alert-log"]["network_mode"] == f"service:{host}"
+    urls = [c["url"] for r in yaml.safe_load(ALERTMANAGER.read_text())["receivers"] for c in r["webhook_configs"]]
+    assert all(u.startswith("http://127.0.0.1:9095/") for u in urls), urls
+    assert '--port", "9095"' in (ROOT / "docker-compose.yml").read_text() or "9095" in compose["alert-log"]["command"]

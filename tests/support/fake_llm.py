@@ -1,7 +1,8 @@
 """Local stand-ins for paid APIs, speaking their real wire format: an OpenAI-compatible chat-completions
-server and a Hugging Face Inference API server. Each runs uvicorn in a thread on a free loopback port.
+server and Hugging Face's Inference Providers router. Each runs uvicorn in a thread on a free loopback port.
 
-Behaviour is scripted per server: `mode` is one of "ok", "malformed", "429", "500", "slow"; `fail_times`
+Behaviour is scripted per server: `mode` is one of "ok", "malformed", "429", "500", "slow" (and, for Hugging
+Face, "401", "402", "404" with the router's error bodies); `fail_times`
 makes the first N calls fail with that mode and later calls answer "ok" (to test retries).
 """
 
@@ -115,27 +116,83 @@ def _openai_app(server_ref: list[FakeServer]) -> FastAPI:
     return app
 
 
+# The router's answers for a model it cannot serve, a retired route, and a spent account (their `error` texts).
+_HF_ERRORS = {
+    "401": (401, {"error": "Invalid credentials in Authorization header"}),
+    "402": (402, {"error": "You have exceeded your monthly included credits for Inference Providers."}),
+    "404": (404, {"error": "Model not supported by provider hf-inference"}),
+}
+
+
 def _hf_app(server_ref: list[FakeServer]) -> FastAPI:
+    """Hugging Face Inference Providers' router: `/{provider}/models/{model}` (the hf-inference pipelines),
+    `/v1/chat/completions` (OpenAI-compatible), and the retired serverless route `/models/{model}` answering 410."""
     app = FastAPI()
 
-    @app.post("/models/{model:path}")
-    async def model(model: str, request: Request) -> Response:
+    async def common(request: Request, record: dict[str, Any]) -> tuple[str, Response | None]:
         server = server_ref[0]
         body = orjson.loads(await request.body())
-        server.requests.append({"model": model, **body})
+        server.requests.append({**record, **body})
+        if not request.headers.get("authorization", "").startswith("Bearer hf_"):
+            status, error = _HF_ERRORS["401"]
+            return "ok", JSONResponse(error, status_code=status)
         mode = server.current_mode()
         if mode == "slow":
             await asyncio.sleep(server.slow_s)
-        failure = _error(mode, server, openai_style=False)
+        if mode in _HF_ERRORS:
+            status, error = _HF_ERRORS[mode]
+            return mode, JSONResponse(error, status_code=status)
+        failure = _error(mode, server, openai_style=record["route"] == "chat")
+        if failure is not None:
+            return mode, failure
+        return mode, None
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        mode, failure = await common(request, {"route": "chat"})
         if failure is not None:
             return failure
+        body = server_ref[0].requests[-1]
+        return JSONResponse(
+            {
+                "id": "chatcmpl-fake-hf",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "A summary from the fake Hugging Face model."},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 90, "completion_tokens": 12, "total_tokens": 102},
+            }
+        )
+
+    @app.post("/models/{model:path}")
+    async def retired(model: str) -> Response:
+        return JSONResponse(
+            {
+                "error": "https://api-inference.huggingface.co is no longer supported. "
+                "Please use https://router.huggingface.co/hf-inference instead."
+            },
+            status_code=410,
+        )
+
+    @app.post("/{provider}/models/{model:path}")
+    async def pipeline(provider: str, model: str, request: Request) -> Response:
+        mode, failure = await common(request, {"route": "pipeline", "provider": provider, "model": model})
+        if failure is not None:
+            return failure
+        if provider != "hf-inference":
+            return JSONResponse({"error": f"Model {model} is not supported by provider {provider}"}, 404)
+        body = server_ref[0].requests[-1]
         params = body.get("parameters") or {}
-        if "candidate_labels" in params:
+        if "candidate_labels" in params:  # zero-shot: one {label, score} per candidate, best first
             labels = list(params["candidate_labels"])
-            scores = [1 / len(labels)] * len(labels)
-            return JSONResponse({"sequence": body["inputs"], "labels": labels, "scores": scores})
-        if "summar" in model or "cnn" in model:  # distilbart-cnn, bart-large-cnn, *summarization*
-            return JSONResponse([{"summary_text": "A summary from the fake Hugging Face model."}])
+            scores = [0.6] + [0.4 / (len(labels) - 1)] * (len(labels) - 1)
+            return JSONResponse([{"label": lab, "score": sc} for lab, sc in zip(labels, scores, strict=True)])
         return JSONResponse(
             [
                 [

@@ -1,5 +1,6 @@
-"""Remote providers against local servers that speak the OpenAI and Hugging Face wire formats:
-good answers, 429 with Retry-After, 5xx, malformed JSON, slow answers; fallback to local, breaker, cascade."""
+"""Remote providers against local servers that speak the OpenAI and Hugging Face (Inference Providers router) wire
+formats: good answers, 429 with Retry-After, 5xx, the router's 401/402/404/410, malformed JSON, slow answers;
+fallback to local, breaker, cascade, and each task credited to the model that answered it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from common.schemas import RawArticle
 from inference.engine import Engine
@@ -171,14 +172,60 @@ async def test_circuit_opens_and_stops_calling_the_provider(
     assert engine.describe()["remote"]["openai"]["circuit"] == "open"
 
 
-async def test_huggingface_wire_format(hf_server: FakeServer, make_engine: Callable[..., Any]) -> None:
-    engine, _ = make_engine(hf_server.url, "huggingface")
+async def test_huggingface_router_wire_format_and_credit(
+    hf_server: FakeServer, make_engine: Callable[..., Any]
+) -> None:
+    engine, registry = make_engine(hf_server.url, "huggingface")
     result = await engine.analyze(ARTICLES[1])
-    assert result.providers["sentiment"] == "huggingface"
+    hf = HuggingFaceSettings()
+    assert result.providers["sentiment"] == result.providers["summary"] == "huggingface"
     assert (result.sentiment, result.category) == ("negative", "world")
     assert result.summary == "A summary from the fake Hugging Face model."
-    zero_shot = next(r for r in hf_server.requests if "parameters" in r and "candidate_labels" in r["parameters"])
+    # each task is credited to the model that answered it, not to one model for the whole provider
+    assert {t: result.models[t] for t in ("sentiment", "category", "summary")} == {
+        "sentiment": hf.sentiment_model,
+        "category": hf.category_model,
+        "summary": hf.summary_model,
+    }
+    assert len({hf.sentiment_model, hf.category_model, hf.summary_model}) == 3, "the check above could not tell"
+    pipelines = [r for r in hf_server.requests if r["route"] == "pipeline"]
+    assert {(r["provider"], r["model"]) for r in pipelines} == {
+        ("hf-inference", hf.sentiment_model),
+        ("hf-inference", hf.category_model),
+    }
+    zero_shot = next(r for r in pipelines if "candidate_labels" in r.get("parameters", {}))
     assert "health" in zero_shot["parameters"]["candidate_labels"]
+    (chat,) = (r for r in hf_server.requests if r["route"] == "chat")
+    assert chat["model"] == hf.summary_model and chat["messages"][-1]["role"] == "user"
+    assert _value(registry, "inference_llm_tokens_total", provider="huggingface", kind="prompt") == 90
+
+
+def test_the_retired_serverless_endpoint_is_refused_at_start() -> None:
+    assert HuggingFaceSettings().base_url == "https://router.huggingface.co"
+    with pytest.raises(ValidationError, match="router.huggingface.co"):
+        HuggingFaceSettings(base_url="https://api-inference.huggingface.co", token=SecretStr("hf_x"))
+
+
+@pytest.mark.parametrize(("mode", "says"), [("402", "credits"), ("404", "no provider serves"), ("401", "TOKEN")])
+async def test_huggingface_refusals_are_not_retried_and_say_why(
+    hf_server: FakeServer, make_engine: Callable[..., Any], caplog: pytest.LogCaptureFixture, mode: str, says: str
+) -> None:
+    hf_server.mode = mode
+    engine, registry = make_engine(hf_server.url, "huggingface", attempts=3, breaker=100, tasks=("sentiment",))
+    result = await engine.analyze(ARTICLES[0])
+    assert result.providers["sentiment"] == "local" and result.providers["sentiment_fallback_from"] == "huggingface"
+    assert hf_server.calls <= 1, "a refusal is final: not retried"
+    assert _value(registry, "inference_failures_total", provider="huggingface", reason="bad_answer") == 1
+    assert says in caplog.text
+
+
+async def test_the_retired_route_answers_410(hf_server: FakeServer) -> None:
+    """The fake keeps the serverless route's real answer, so a client still using it fails loudly."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=hf_server.url) as client:
+        response = await client.post("/models/facebook/bart-large-mnli", json={"inputs": "x"})
+    assert response.status_code == 410 and "router.huggingface.co" in response.json()["error"]
 
 
 async def test_huggingface_503_while_loading_falls_back(hf_server: FakeServer, make_engine: Callable[..., Any]) -> None:
