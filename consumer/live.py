@@ -115,6 +115,10 @@ async def fan_out(store: ArticleStore, relay: Relay) -> None:
                 position, events = await store.read_events(position, block_ms=5_000)
                 for event in events:
                     relay.broadcast(event)
+                    # A turn for every client's sender before the next event: the consumer stores a batch in one
+                    # round trip, so events come in bursts, which must not overflow the queue of a client that
+                    # reads (only one that does not read should lose messages).
+                    await asyncio.sleep(0)
                 relay.advance(position)
 
 
