@@ -105,6 +105,8 @@ async def measure(
         log(json.dumps(summary))  # the rate, even if the size step fails
         # One segment per index: the size a settled month has (merging continues after a bulk load).
         await client.indices.forcemerge(index=f"{tag}-{BASE_NAME}-*", max_num_segments=1, request_timeout=900)
+        # The merged segment replaces the old ones only at the next refresh: without it both are counted.
+        await client.indices.refresh(index=f"{tag}-{BASE_NAME}-*")
         rows = await client.cat.indices(index=f"{tag}-{BASE_NAME}-*", format="json", bytes="b")
         docs = sum(int(r["docs.count"]) for r in rows)
         size = sum(int(r["store.size"]) for r in rows)

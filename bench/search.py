@@ -251,6 +251,9 @@ async def measure(
             log(f"indexed {count} in {seconds:.0f} s ({count / seconds:.0f}/s, 2 bulks of 500 in flight)")
             section.update(index_seconds=round(seconds, 1), index_rate=round(count / seconds, 1))
             await client.indices.forcemerge(index=alias, max_num_segments=1, request_timeout=900)
+        # The merged segment replaces the old ones only at the next refresh (refresh_interval is -1 here):
+        # without it the store counts both, about twice the size.
+        await client.indices.refresh(index=alias)
         stats = await client.indices.stats(index=alias, metric="store,docs")
         size = stats["_all"]["primaries"]["store"]["size_in_bytes"]
         section.update(

@@ -252,9 +252,14 @@ async def ensure_index(client: AsyncOpenSearch, settings: OpenSearchSettings, *,
     await client.indices.put_index_template(name=template_name(prefix), body=template_body(settings))
     # Indices made before the `_cjk` fields existed get them added (adding a field is allowed in place;
     # `dynamic: strict` would otherwise refuse every Korean article written to the current month).
+    # Only the missing ones: a field's options cannot change in place, so an existing one is left as it is.
     pattern = f"{prefix}{BASE_NAME}-*"
     if await client.indices.exists(index=pattern, allow_no_indices=False):
-        await client.indices.put_mapping(index=pattern, body={"properties": _CJK_MAPPINGS})
+        for index, mapping in (await client.indices.get_mapping(index=pattern)).items():
+            have = mapping.get("mappings", {}).get("properties", {})
+            missing = {name: body for name, body in _CJK_MAPPINGS.items() if name not in have}
+            if missing:
+                await client.indices.put_mapping(index=index, body={"properties": missing})
     name = index_name(prefix, now or datetime.now(UTC))
     if await client.indices.exists(index=name):
         return

@@ -290,3 +290,31 @@ async def test_reindex_rebuilds_articles_and_story_links_from_kafka(
     again = await reindex(settings, group=f"{namespace}-reindex-2", batch_size=10)
     assert (again["indexed"], again["stale"]) == (0, 39)
     assert len(await indexed_ids(opensearch, search_prefix)) == 39
+
+
+async def test_ensure_index_adds_the_cjk_fields_to_indices_made_before_them(
+    opensearch: AsyncOpenSearch, opensearch_url: str, search_prefix: str
+) -> None:
+    import copy
+
+    from common.search_index import MAPPINGS, document, ensure_index, index_name
+    from common.settings import OpenSearchSettings
+
+    # A month made by the previous template: `.cjk` multi-fields, no `_cjk` fields, strict.
+    old = copy.deepcopy(MAPPINGS)
+    for name in ("title_cjk", "description_cjk", "content_cjk"):
+        del old["properties"][name]
+    for name in ("title", "description", "content"):
+        old["properties"][name] = {
+            "type": "text",
+            "fields": {"en": {"type": "text", "analyzer": "english"}, "cjk": {"type": "text", "analyzer": "cjk"}},
+        }
+    korean = make_article(1, language="ko", title="삼성전자가 새 공장을 짓는다")
+    month = index_name(search_prefix, korean.published_at)
+    await opensearch.indices.create(index=month, body={"mappings": old})
+    settings = OpenSearchSettings(url=opensearch_url, index_prefix=search_prefix)
+    await ensure_index(opensearch, settings)
+    await ensure_index(opensearch, settings)  # again: nothing to add, no conflict
+    await opensearch.index(index=month, id=korean.id, body=document(korean), refresh=True)
+    answer = await opensearch.search(index=month, body={"query": {"match": {"title_cjk": "삼성전자"}}})
+    assert [hit["_id"] for hit in answer["hits"]["hits"]] == [korean.id]
