@@ -76,10 +76,15 @@ async def test_english_and_korean_batch_answers_each_article_once_in_order(engin
     for analysis in results:
         _check_invariants(analysis)
     assert [r.language for r in results] == ["en"] * len(EN) + ["ko"] * len(KO)
+    # in order: each answer's keywords come from its own article's text (the articles share no topic, so an
+    # answer swapped with any other article's fails here, within a language as well as across)
+    for article, analysis in zip(articles, results, strict=True):
+        text = f"{article.title} {article.description}".casefold()
+        assert analysis.keywords, article.title
+        assert [k for k in analysis.keywords if k.casefold() not in text] == [], article.title
     for analysis in results[len(EN) :]:
         assert analysis.models["sentiment"] == "sentiment_ko"
         assert analysis.models["category"] == "category_multi"
-        assert analysis.keywords
         assert analysis.summary is None or len(analysis.summary) <= 1_000
 
 
