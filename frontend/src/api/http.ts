@@ -223,7 +223,23 @@ function asSearchResult(body: unknown): SearchResult {
 function asArticles(body: unknown): AnalyzedArticle[] {
   // The list is the body; the next page's cursor is in the X-Next-Cursor header.
   if (!Array.isArray(body)) throw new ApiError('invalid', 'expected a list of articles')
-  return body.filter(isArticle)
+  return body.filter(isArticle).map(fromListItem)
+}
+
+/**
+ * A list item as the dashboard keeps it. `/news/recent` and `/news/top` send the lean view (ArticleSummary:
+ * a `lead` instead of `description` and `content`, no embedding); the lead is what a card shows as the
+ * description. `content` stays absent (`isListItem`) until the whole record is fetched (`article(id)`).
+ */
+export function fromListItem(item: AnalyzedArticle): AnalyzedArticle {
+  if (!('lead' in item)) return item
+  const { lead, ...rest } = item as AnalyzedArticle & { lead?: string | null }
+  return { ...rest, description: lead ?? null }
+}
+
+/** Whether an article came from a list (lean view) and lacks its body: the detail panel fetches the record. */
+export function isListItem(article: AnalyzedArticle): boolean {
+  return !('content' in article)
 }
 
 function asSentimentStats(body: unknown): SentimentStats {

@@ -132,6 +132,12 @@ export const useFeedStore = defineStore('feed', () => {
     selectedId.value = id
   }
 
+  /** The whole record of an article held as a list item (same analysis or newer); kept in its place. */
+  function complete(article: AnalyzedArticle): void {
+    const current = byId.get(article.id)
+    if (current && !isNewer(current, article)) byId.set(article.id, article)
+  }
+
   function dismissLagged(): void {
     lastLaggedAt.value = null
   }
@@ -158,6 +164,7 @@ export const useFeedStore = defineStore('feed', () => {
     handleMessage,
     loadRecent,
     select,
+    complete,
     dismissLagged,
   }
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 
 import { deriveWsUrl, resolveConfig } from '@/api/config'
-import { ApiError, createApiClient } from '@/api/http'
+import { ApiError, createApiClient, isListItem } from '@/api/http'
 import { liveUrl, parseServerMessage, subscribeMessage } from '@/api/live'
 
 import { bucket, jsonResponse, makeArticle, sentimentStats, trends } from './helpers'
@@ -35,6 +35,16 @@ describe('REST client', () => {
     expect(url).toBe('http://api.test/news/recent?limit=30&sentiment=negative&source=BBC')
     expect((init?.headers as Record<string, string>).Authorization).toBeUndefined()
     expect(init?.method).toBeUndefined() // a GET
+  })
+
+  it('keeps a lean list item (ArticleSummary) with its lead as the description and no body', async () => {
+    const { description: _d, content: _c, ...rest } = makeArticle({ description: 'Long form.' })
+    const summary = { ...rest, lead: 'The lead.' }
+    const client = createApiClient(config, async () => jsonResponse([summary]))
+    const [item] = await client.top(10)
+    expect(item).toEqual({ ...rest, description: 'The lead.' })
+    expect(isListItem(item!)).toBe(true)
+    expect(isListItem(makeArticle({ content: null }))).toBe(false)
   })
 
   it('encodes the since date', async () => {

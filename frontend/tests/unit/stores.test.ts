@@ -92,6 +92,21 @@ describe('feed store', () => {
     expect(feed.facets.sources).toEqual(['A', 'B'])
   })
 
+  it('completes a list item with its whole record, in place; never with an older analysis', () => {
+    const feed = useFeedStore()
+    const full = makeArticle({ analyzed_at: '2024-05-01T10:00:00Z', content: 'The body.' })
+    const { content: _body, ...listItem } = full
+    const other = makeArticle()
+    feed.upsertMany([listItem as typeof full, other], 'back')
+    feed.complete(full)
+    expect(feed.byId.get(full.id)?.content).toBe('The body.')
+    expect(feed.articles.map((x) => x.id)).toEqual([full.id, other.id])
+    feed.complete({ ...other, analyzed_at: '2000-01-01T00:00:00Z', content: 'stale' })
+    expect(feed.byId.get(other.id)?.content).not.toBe('stale')
+    feed.complete(makeArticle()) // not held: not added
+    expect(feed.articles).toHaveLength(2)
+  })
+
   it('loadRecent appends with the server filters and records API errors', async () => {
     const feed = useFeedStore()
     const filters = useFiltersStore()
