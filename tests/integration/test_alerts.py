@@ -2,7 +2,9 @@
 surge of one entity (analysed articles naming it, after a quiet baseline) raises exactly one alert per
 watchlist, pushed on the WebSocket and POSTed, signed, to a local webhook receiver; a receiver that is
 down leads to a dead letter with the reason; a re-delivered batch alerts nobody twice. Timelines are read back
-over REST. Two consumer replicas deliver each alert's webhook once (the outbox's consumer group); the SIGKILL
+over REST. The same surge once more through the whole pipeline (raw articles -> the stream worker and its
+standard engine -> the consumer), the entity found by the engine itself. Two consumer replicas deliver each
+alert's webhook once (the outbox's consumer group); the SIGKILL
 cases of the outbox are in tests/chaos/test_webhook_restart.py."""
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
 from common.alerts import DELIVERY_HEADER, verify
+from common.schemas import RawArticle
 from common.settings import KafkaSettings
 from common.timelines import bucket_start
 from common.topics import Topics
@@ -29,6 +32,7 @@ from harness.infra import free_port
 from harness.processes import ServiceProcess
 from tests.integration.test_consumer import next_message, produce, wait_stored, ws_url
 from tests.integration.test_store import make_article
+from tests.support.worker_support import produce as produce_raw
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +263,61 @@ async def test_two_replicas_deliver_each_alert_once(
     assert len(await redis.xrange(f"{namespace}:whq")) == 0
     consumers = await redis.xinfo_consumers(f"{namespace}:whq", "webhooks")
     assert len(consumers) == 2 and all(c["pending"] == 0 for c in consumers)
+
+
+SURGE_TEXTS = [
+    ("Acme Corporation wins a record defence contract", "Acme Corporation said the deal runs ten years."),
+    ("Regulators open an inquiry into Acme Corporation", "The inquiry looks at how Acme Corporation priced parts."),
+    ("Acme Corporation shares jump in early trading", "Investors cheered Acme Corporation after the results."),
+    ("Acme Corporation to build a factory in Ohio", "Acme Corporation expects to hire two thousand workers."),
+    ("Unions praise Acme Corporation pay agreement", "Workers at Acme Corporation voted for the agreement."),
+    ("Acme Corporation names a new chief executive", "The board of Acme Corporation chose an outsider."),
+    ("Acme Corporation recalls a line of heaters", "Acme Corporation said no injuries were reported."),
+    ("Analysts raise targets for Acme Corporation", "Acme Corporation beat forecasts for a third quarter."),
+    ("Acme Corporation settles a patent dispute", "Acme Corporation will pay an undisclosed sum."),
+    ("Acme Corporation expands its solar business", "Acme Corporation bought two panel makers this year."),
+]
+
+
+async def test_planted_surge_through_the_worker_alerts_on_the_websocket_and_the_webhook(
+    spawn: Callable[..., ServiceProcess], kafka_settings: KafkaSettings, receiver: Receiver
+) -> None:
+    """Raw articles in, alerts out: the worker's engine finds the entity, the consumer counts and tests it."""
+    consumer = spawn("consumer")
+    spawn("worker", env={"WORKER__BATCH_SIZE": "5", "WORKER__BATCH_TIMEOUT": "0.2"})
+    base = f"http://127.0.0.1:{consumer.port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        created = await client.post(
+            "/watchlists",
+            json={
+                "name": "Acme Corporation surges",
+                "rules": [{"kind": "entity_spike", "entity": "org:acme_corporation"}],
+                "webhook_url": f"http://127.0.0.1:{receiver.port}/hook",
+            },
+        )
+        assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
+    now = datetime.now(UTC)
+    articles = [
+        RawArticle(
+            url=f"https://wire.example.com/acme/{i}",
+            title=title,
+            description=description,
+            source=f"Wire {i % 4}",
+            published_at=now,
+        )
+        for i, (title, description) in enumerate(SURGE_TEXTS)
+    ]
+    async with websockets.connect(ws_url(consumer, "?source=nobody&stories=false")) as ws:
+        assert (await next_message(ws))["type"] == "initial_data"
+        await produce_raw(
+            kafka_settings,
+            kafka_settings.topics.raw_topic,
+            [(a.id.encode(), a.model_dump_json().encode()) for a in articles],
+        )
+        alert = (await next_alert(ws, timeout=120))["data"]
+    assert alert["kind"] == "spike" and alert["subject"] == "org:acme_corporation" and alert["count"] >= 6
+    await wait_for(lambda: len(receiver.received) >= 1, 30, "the webhook POST")
+    body, headers = receiver.received[0]
+    assert verify(body, secret, headers.get("X-Signature")) and json.loads(body)["id"] == alert["id"]
+    assert headers[DELIVERY_HEADER] == alert["id"]
