@@ -278,14 +278,27 @@ def test_gpu_overlay_puts_inference_on_gpus() -> None:
 
 # The keys of news-secrets a service checks bearer tokens against (common/settings.py, common/webapp.py).
 TOKEN_KEYS = ("API_READ_TOKENS", "API_WRITE_TOKENS", "API_TOKEN")
-# What each client of an authenticated service sends, and why that key: a new client (a container whose settings
-# name such a service's URL) fails `test_every_client_of_an_authenticated_service_has_a_credential` until it is
-# listed here and given that key.
-CLIENT_CREDENTIAL = {
+
+
+def _worker_sends() -> tuple[str, ...]:
+    """The keys the stream worker's inference client can take its token from, read off the code that picks it:
+    `ServiceSettings.client_token()` (the first read token, else a write token) or the older `api_token`."""
+    source = (K8S.parent / "stream_worker" / "context.py").read_text()
+    make_analyzer = source[source.index("def make_analyzer") :].split("\ndef ", 1)[0]
+    if "client_token()" in make_analyzer:
+        return ("API_READ_TOKENS", "API_WRITE_TOKENS", "API_TOKEN")
+    assert "settings.api_token" in make_analyzer, "update _worker_sends: the worker's token comes from elsewhere"
+    return ("API_TOKEN",)
+
+
+# What each client of an authenticated service sends (any one of the keys, given a value): a new client (a
+# container whose settings name such a service's URL) fails
+# `test_every_client_of_an_authenticated_service_has_a_credential` until it is listed here and given one.
+CLIENT_CREDENTIAL: dict[str, tuple[str, ...]] = {
     # nginx adds the first read token to what it proxies (docker/dashboard/40-news-config.sh): read only
-    "dashboard": "API_READ_TOKENS",
-    # stream_worker/context.py sends `settings.api_token` to the inference service
-    "stream-worker": "API_TOKEN",
+    "dashboard": ("API_READ_TOKENS",),
+    # the worker's HTTP client of the inference service (stream_worker/context.py, make_analyzer)
+    "stream-worker": _worker_sends(),
 }
 
 
@@ -340,15 +353,13 @@ def missing_credentials(docs: tuple[dict[str, Any], ...]) -> list[str]:
         }
         if not calls:
             continue
-        key = CLIENT_CREDENTIAL.get(name)
-        if key is None:
+        keys = CLIENT_CREDENTIAL.get(name)
+        if keys is None:
             problems.append(f"{name} calls {sorted(calls)} but has no entry in CLIENT_CREDENTIAL")
             continue
-        where, secret_key = env.get(key, ("", ""))
-        if not where.startswith("secret:"):
-            problems.append(f"{name} calls {sorted(calls)} without {key} from a Secret")
-        elif not secret_keys(docs, where.removeprefix("secret:")).get(secret_key):
-            problems.append(f"{name}: {where} has no value for {secret_key}")
+        given = [env[k] for k in keys if k in env and env[k][0].startswith("secret:")]
+        if not any(secret_keys(docs, where.removeprefix("secret:")).get(key) for where, key in given):
+            problems.append(f"{name} calls {sorted(calls)} without {' or '.join(keys)} from a Secret")
     return problems
 
 
@@ -390,7 +401,9 @@ def test_a_client_without_its_credential_is_reported() -> None:
     worker["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [
         s for s in worker["spec"]["template"]["spec"]["containers"][0]["envFrom"] if "secretRef" not in s
     ]
-    assert missing_credentials(tuple(gpu)) == ["stream-worker calls ['inference'] without API_TOKEN from a Secret"]
+    assert missing_credentials(tuple(gpu)) == [
+        f"stream-worker calls ['inference'] without {' or '.join(_worker_sends())} from a Secret"
+    ]
 
 
 # --- the GPU overlay changes where the analysis runs ------------------------------------------------------------
