@@ -5,8 +5,6 @@ interface NewsRuntimeConfig {
   apiBase?: string
   /** WebSocket URL; derived from apiBase + "/ws" when absent. */
   wsUrl?: string
-  /** Bearer token for the API; "" when the API is open. */
-  token?: string
 }
 
 interface Window {

@@ -66,8 +66,10 @@ def make_analyzer(settings: WorkerSettings, registry: CollectorRegistry) -> Anal
     url = settings.worker.inference_url
     if not url:
         return InProcessAnalyzer(registry)
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    return HttpAnalyzer(url, timeout=settings.worker.inference_timeout, token=token)
+    token = settings.client_token()  # the first read token (least privilege), else a write token, else none
+    return HttpAnalyzer(
+        url, timeout=settings.worker.inference_timeout, token=token.get_secret_value() if token else None
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ export default {
   },
   banner: {
     unreachable: 'Cannot reach the news API at {url}. Is the consumer service running?',
-    unauthorized: 'The news API refused the access token. Set a valid token in config.js and reload.',
+    unauthorized: 'The news API refused access. The server in front of the dashboard needs a valid read token (API_READ_TOKENS).',
     error: 'The news API answered with an error: {message}',
     lagged: 'The live connection fell behind and the server skipped {count} article(s); they are in the list after a refresh.',
     reload: 'Reload list',

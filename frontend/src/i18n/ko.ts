@@ -19,7 +19,7 @@ const ko: typeof en = {
   },
   banner: {
     unreachable: '뉴스 API({url})에 연결할 수 없습니다. consumer 서비스가 실행 중인지 확인하세요.',
-    unauthorized: '뉴스 API가 접근 토큰을 거부했습니다. config.js에 올바른 토큰을 설정하고 새로 고치세요.',
+    unauthorized: '뉴스 API가 접근을 거부했습니다. 대시보드 앞의 서버에 유효한 읽기 토큰(API_READ_TOKENS)이 필요합니다.',
     error: '뉴스 API 오류: {message}',
     lagged: '실시간 연결이 뒤처져 서버가 기사 {count}건을 건너뛰었습니다. 목록을 새로 고치면 보입니다.',
     reload: '목록 새로 고침',
