@@ -149,6 +149,11 @@ def execution_providers(device: str) -> list[str]:
         raise ValueError(f"unknown device {device!r}: cpu or cuda")
     import onnxruntime as ort
 
+    # onnxruntime-gpu's pip wheels bring CUDA and cuDNN as Python packages (the [cuda,cudnn] extras the GPU image
+    # installs), outside the dynamic loader's paths: load them first, or the CUDA session fails to find them.
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        preload()
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         raise RuntimeError(
             "INFERENCE__DEVICE=cuda, but this onnxruntime has no CUDA execution provider "
