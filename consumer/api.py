@@ -10,6 +10,12 @@ a `lead`), or with `view=full` the whole records. Every data answer carries a we
 body) and `Cache-Control: no-cache`: a client that sends it back in `If-None-Match` gets `304 Not Modified`
 without the body. Answers of `GZIP_MIN_BYTES` or more are gzip-compressed for clients that accept it.
 
+Workers: one uvicorn process serves from one asyncio thread, so it uses at most one core; run one worker per
+core given to the consumer (`uvicorn consumer.main:app --workers N`), not more (extra workers on a core only
+add switches). Workers share nothing but Redis and Kafka: each runs its own ingest (one consumer group, the
+partitions shared out) and its own WebSocket hub tailing the store's event stream. Dependencies here are
+`async def`: FastAPI runs a plain `def` dependency in a thread pool, a thread hop per request.
+
 The OpenAPI document is the contract: every parameter's constraint is declared where it is validated (a
 pattern, a range, an enum), so any value the document allows is accepted, and every status a route can
 answer is listed with its body.
