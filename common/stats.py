@@ -1,12 +1,12 @@
 """Windowed statistics counted by the stream worker and served by the consumer (`/stats`, `/trends`).
 
-Counting is exactly once per article: `StatsStore.count()` runs one Lua script per article that first sets a
-marker `stats:counted:{article id}` (SET NX, `COUNTED_TTL_S`) and only when the marker is new adds the article
-to its windows, all atomically inside Redis. A batch Kafka redelivers after a crash or a rebalance, or an article
-analysed again, finds its marker and counts nothing. (The counts used to live in faust windowed tables fed by two
-re-keyed internal topics: at-least-once, so a redelivered batch counted twice, and a fresh worker showed no
-trends until its table partitions were assigned.) A redelivery later than `COUNTED_TTL_S` would count again;
-Kafka redelivers within a rebalance, minutes at most.
+Counting is exactly once per article: `StatsStore.count()` runs one Lua script per batch that, for each
+article, first sets a marker `stats:counted:{article id}` (SET NX, `COUNTED_TTL_S`) and only when the marker is
+new adds the article to its windows, all atomically inside Redis. A batch Kafka redelivers after a crash or a
+rebalance, or an article analysed again, finds its marker and counts nothing. (The counts used to live in
+faust windowed tables fed by two re-keyed internal topics: at-least-once, so a redelivered batch counted
+twice, and a fresh worker showed no trends until its table partitions were assigned.) A redelivery later than
+`COUNTED_TTL_S` would count again; Kafka redelivers within a rebalance, minutes at most.
 
 Windows (seconds since the epoch, UTC; event time is the article's `analyzed_at`):
   sentiment  tumbling, `SENTIMENT_WINDOW_S` (5 minutes), per source
@@ -18,10 +18,11 @@ Layout (every key under the configured `REDIS__KEY_PREFIX`, e.g. `news:`):
                                                  sentiment window that has data; pruned past the TTL
   stats:sentiment:{start}            hash        field: source -> JSON `SentimentCounts`
                                                  (`{"positive":3,"neutral":1,"negative":0,"score_sum":1.25}`); TTL
-  stats:trends:keyword:{start}       sorted set  keyword -> count in the hopping window starting at `start`
-  stats:trends:entity:{start}        sorted set  "{TYPE}:{text}" -> count (e.g. "ORG:Reuters"); both expire
-                                                 `TREND_TTL_S` after the window ends (or after the last
-                                                 write, if later); sentiment hashes after `REDIS__TTL_SECONDS`
+  stats:trends:keyword:{minute}      sorted set  keyword -> count of the articles of that one-minute bucket
+  stats:trends:entity:{minute}       sorted set  "{TYPE}:{text}" -> count (e.g. "ORG:Reuters"); a 15-minute
+                                                 window is the sum of its 15 buckets (summed on read); both
+                                                 expire `TREND_TTL_S` after the last window holding them ends;
+                                                 sentiment hashes after `REDIS__TTL_SECONDS`
 
 Readers: `StatsStore.sentiment(since, until, source=None, bucket=300)` merges 5-minute windows into
 buckets (a multiple of 5 minutes) and `StatsStore.trends(window_minutes=15, limit=20)` returns the
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -66,29 +68,40 @@ TREND_TTL_S = 3_600
 COUNTED_TTL_S = 24 * 3_600
 _LABELS = ("positive", "neutral", "negative")
 
-# KEYS: marker, sentiment hash, sentiment index, then one trends key per (kind, window) named in ARGV.
-# ARGV: marker ttl, source, label, score, sentiment expire-at, sentiment window start, index prune-below,
-#       then per trends key (KEYS[4..]): its expire-at, its term count n, and n terms.
-_COUNT_ONCE = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local raw = redis.call('HGET', KEYS[2], ARGV[2])
-local c
-if raw then c = cjson.decode(raw) else c = {positive = 0, neutral = 0, negative = 0, score_sum = 0} end
-c[ARGV[3]] = (c[ARGV[3]] or 0) + 1
-c['score_sum'] = (c['score_sum'] or 0) + tonumber(ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(c))
-redis.call('EXPIREAT', KEYS[2], ARGV[5])
-redis.call('ZADD', KEYS[3], ARGV[6], ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[7])
-local a = 8
-for k = 4, #KEYS do
-  local expire_at = ARGV[a]
-  local n = tonumber(ARGV[a + 1])
-  for i = 1, n do redis.call('ZINCRBY', KEYS[k], 1, ARGV[a + 1 + i]) end
-  redis.call('EXPIREAT', KEYS[k], expire_at)
-  a = a + 2 + n
+# One call per batch. ARGV: key prefix, now, sentiment TTL, marker TTL, then the batch as JSON: a list of
+# {"id", "src", "label", "score", "at", "kw": [...], "en": [...]}. The keys are built here from the prefix (one
+# Redis node: the suite does not run Redis Cluster). Atomic for the whole batch.
+_COUNT_BATCH = """
+local prefix, now, ttl, counted_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local W, STEP, TW, TTTL = %(sentiment)d, %(step)d, %(window)d, %(trend_ttl)d
+local index = prefix .. 'stats:sentiment:windows'
+local new = 0
+for _, a in ipairs(cjson.decode(ARGV[5])) do
+  if redis.call('SET', prefix .. 'stats:counted:' .. a.id, '1', 'NX', 'EX', counted_ttl) then
+    new = new + 1
+    local start = math.floor(a.at / W) * W
+    local key = prefix .. 'stats:sentiment:' .. string.format('%%d', start)
+    local raw = redis.call('HGET', key, a.src)
+    local c
+    if raw then c = cjson.decode(raw) else c = {positive = 0, neutral = 0, negative = 0, score_sum = 0} end
+    c[a.label] = (c[a.label] or 0) + 1
+    c['score_sum'] = (c['score_sum'] or 0) + a.score
+    redis.call('HSET', key, a.src, cjson.encode(c))
+    redis.call('EXPIREAT', key, string.format('%%d', math.max(start + W, now) + ttl))
+    redis.call('ZADD', index, start, string.format('%%d', start))
+    local minute = math.floor(a.at / STEP) * STEP
+    local expire_at = string.format('%%d', math.max(minute + TW, now) + TTTL)
+    for kind, terms in pairs({keyword = a.kw, entity = a.en}) do
+      if #terms > 0 then
+        local tkey = prefix .. 'stats:trends:' .. kind .. ':' .. string.format('%%d', minute)
+        for _, term in ipairs(terms) do redis.call('ZINCRBY', tkey, 1, term) end
+        redis.call('EXPIREAT', tkey, expire_at)
+      end
+    end
+  end
 end
-return 1
+redis.call('ZREMRANGEBYSCORE', index, '-inf', now - ttl - W)
+return new
 """
 
 TermKind = Literal["keyword", "entity"]
@@ -193,6 +206,8 @@ class StatsStore:
         self._prefix = prefix
         self._ttl = ttl_seconds
         self.sentiment_index_key = f"{prefix}stats:sentiment:windows"
+        windows = {"sentiment": SENTIMENT_WINDOW_S, "step": TREND_STEP_S, "window": TREND_WINDOW_S}
+        self._count_script = redis.register_script(_COUNT_BATCH % {**windows, "trend_ttl": TREND_TTL_S})
 
     def sentiment_key(self, start: int) -> str:
         return f"{self._prefix}stats:sentiment:{start}"
@@ -207,44 +222,28 @@ class StatsStore:
 
     async def count(self, articles: list[WindowedArticle], *, now: float | None = None) -> int:
         """Add each article to its windows unless it was counted before (see the module docstring): one
-        round trip for the batch, each article atomic. Returns how many were new."""
+        script call for the batch, atomic. Returns how many were new."""
         if not articles:
             return 0
         current = time.time() if now is None else now
-        script = self._redis.register_script(_COUNT_ONCE)
+        batch = [
+            {
+                "id": a.id,
+                "src": a.source,
+                "label": a.sentiment if a.sentiment in _LABELS else "neutral",
+                "score": a.score,
+                "at": a.at,
+                "kw": list(a.keywords),
+                "en": list(a.entities),
+            }
+            for a in articles
+        ]
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for article in articles:
-                    keys, args = self._count_call(article, current)
-                    await script(keys=keys, args=args, client=pipe)
-                results = await pipe.execute()
+            args: list[str | int | bytes] = [self._prefix, repr(current), self._ttl, COUNTED_TTL_S, orjson.dumps(batch)]
+            new = await self._count_script(args=args)
         except RedisError as exc:
             raise StoreError(f"could not count {len(articles)} articles into the statistics: {exc}") from exc
-        return sum(int(r) for r in results)
-
-    def _count_call(self, article: WindowedArticle, now: float) -> tuple[list[str], list[str | int | float]]:
-        start = int(article.at // SENTIMENT_WINDOW_S) * SENTIMENT_WINDOW_S
-        label = article.sentiment if article.sentiment in _LABELS else "neutral"
-        keys = [self.counted_key(article.id), self.sentiment_key(start), self.sentiment_index_key]
-        args: list[str | int | float] = [
-            COUNTED_TTL_S,
-            article.source,
-            label,
-            repr(float(article.score)),
-            int(max(start + SENTIMENT_WINDOW_S, now) + self._ttl),
-            start,
-            repr(now - self._ttl - SENTIMENT_WINDOW_S),
-        ]
-        # Every hopping window that holds the event: starts from (minute - 14 steps) to the event's minute.
-        last = int(article.at // TREND_STEP_S) * TREND_STEP_S
-        starts = range(last - TREND_WINDOW_S + TREND_STEP_S, last + 1, TREND_STEP_S)
-        for kind, terms in (("keyword", article.keywords), ("entity", article.entities)):
-            if not terms:
-                continue
-            for window in starts:
-                keys.append(self.trends_key(kind, window))  # type: ignore[arg-type]
-                args += [int(max(window + TREND_WINDOW_S, now) + TREND_TTL_S), len(terms), *terms]
-        return keys, args
+        return int(new)
 
     async def put_sentiment(self, window_start: datetime | float, source: str, counts: SentimentCounts) -> None:
         """Set (not add) one source's tally of the 5-minute window starting at `window_start`."""
@@ -262,12 +261,13 @@ class StatsStore:
             raise StoreError(f"could not publish sentiment window {start}: {exc}") from exc
 
     async def put_trends(self, kind: TermKind, counts: Mapping[tuple[int, str], int]) -> None:
-        """Set (not add) term counts: `{(window_start, term): count}`; entity terms as `entity_member()`."""
+        """Set (not add) term counts of one-minute buckets: `{(minute_start, term): count}`; entity terms as
+        `entity_member()`. For seeding and repair; the worker counts with `count()`."""
         if not counts:
             return
         by_window: dict[int, dict[str, int]] = {}
         for (start, term), count in counts.items():
-            by_window.setdefault(int(start), {})[term] = count
+            by_window.setdefault(int(start) // TREND_STEP_S * TREND_STEP_S, {})[term] = count
         now = time.time()
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -352,11 +352,17 @@ class StatsStore:
             raise ValueError("limit must be at least 1")
         current = time.time() if now is None else now
         start = int(current // TREND_STEP_S) * TREND_STEP_S - TREND_WINDOW_S + TREND_STEP_S
+        minutes = range(start, start + TREND_WINDOW_S, TREND_STEP_S)
+        scratch = f"{self._prefix}stats:trends:sum:{uuid.uuid4().hex}"
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zrevrange(self.trends_key("keyword", start), 0, limit - 1, withscores=True)
-                pipe.zrevrange(self.trends_key("entity", start), 0, limit - 1, withscores=True)
-                keywords, entities = await pipe.execute()
+            # The window is the sum of its 15 one-minute buckets: summed into a scratch key, its top read, the
+            # scratch key dropped, in one transaction.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for kind in ("keyword", "entity"):
+                    pipe.zunionstore(f"{scratch}:{kind}", [self.trends_key(kind, m) for m in minutes])
+                    pipe.zrevrange(f"{scratch}:{kind}", 0, limit - 1, withscores=True)
+                pipe.delete(f"{scratch}:keyword", f"{scratch}:entity")
+                _, keywords, _, entities, _ = await pipe.execute()
         except RedisError as exc:
             raise StoreError(f"could not read trends: {exc}") from exc
         entity_items = []

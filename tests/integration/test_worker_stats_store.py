@@ -49,11 +49,18 @@ async def test_trends_read_the_window_ending_now(redis: Redis, redis_settings: R
     store = StatsStore(redis, prefix=redis_settings.key_prefix)
     now = 1_700_000_130.0
     start = 1_700_000_100 - 900 + 60
-    await store.put_trends("keyword", {(start, "election"): 3, (start, "storm"): 1, (start + 60, "other"): 9})
+    # one-minute buckets: the window is the sum of the 15 that end with the current minute
+    await store.put_trends(
+        "keyword",
+        {(start, "election"): 3, (start, "storm"): 1, (start + 60, "election"): 2, (start - 60, "old"): 50},
+    )
     await store.put_trends("entity", {(start, entity_member("Reuters", "ORG")): 2})
     snap = await store.trends(now=now, limit=1)
     assert snap.window_start.timestamp() == start and snap.window_minutes == 15
-    assert [(i.term, i.count) for i in snap.keywords] == [("election", 3)]
+    assert [(i.term, i.count) for i in snap.keywords] == [("election", 5)]
     assert [(i.term, i.type, i.count) for i in snap.entities] == [("Reuters", "ORG", 2)]
+    wide = await store.trends(now=now, limit=10)
+    assert [(i.term, i.count) for i in wide.keywords] == [("election", 5), ("storm", 1)]  # "old" left the window
+    assert not await store._redis.keys(f"{redis_settings.key_prefix}stats:trends:sum:*")  # no scratch key left
     with pytest.raises(ValueError):
         await store.trends(window_minutes=5)
