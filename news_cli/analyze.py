@@ -17,8 +17,9 @@ Fields (first non-empty wins; names are case-sensitive):
   language      `language`, `lang` or `language_hint`     a hint; absent: detected
 So a NewsAPI article object (title, description, content, url, source, publishedAt) and a plain record (title,
 body or text, url, published_at) are both read as they are. A list of URLs is one `http(s)://` URL per line:
-the engine analyses text, and fetching article pages (the producer's full-text fetcher) is not in this
-version, so each such line is rejected with that reason; give their text in JSONL or CSV instead.
+each page is fetched and its title, date and main text extracted by the producer's full-text fetcher
+(`producer.fulltext`: robots.txt honoured, one page at a time per host, bounded in size and time); a page that
+cannot be fetched or gives no title or text is rejected with the reason.
 """
 
 from __future__ import annotations
@@ -65,10 +66,6 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 }
 _TRUNCATION_MARKER = re.compile(r"\s*\[\+\d+ chars\]\s*$")  # NewsAPI cuts `content` at 200 characters and says so
 _URL_LINE = re.compile(r"^https?://\S+$", re.IGNORECASE)
-NO_FETCH = (
-    "a bare URL: fetching article pages is not available in `news analyze` yet (the producer's full-text "
-    "fetcher has not landed); give the article's title and text in JSONL or CSV"
-)
 
 
 @dataclass(frozen=True)
@@ -79,6 +76,7 @@ class Row:
     data: dict[str, Any] | None
     original: str | dict[str, Any]
     error: str | None = None
+    fetch: bool = False  # a bare URL: its page gives the article
 
 
 @dataclass(frozen=True)
@@ -135,7 +133,7 @@ def read_rows(stream: Iterable[str], fmt: InputFormat) -> Iterator[Row]:
         if fmt == "urls":
             url = text.strip()
             if _URL_LINE.match(url):
-                yield Row(number, None, text, NO_FETCH)
+                yield Row(number, {"url": url}, text, fetch=True)
             else:
                 yield Row(number, None, text, "not an http(s) URL")
             continue
@@ -272,6 +270,7 @@ async def run_analysis(
         advance(1)
 
     pool = CorePool(CoreSettings(tier=tier, threads=threads), processes=workers)
+    pages = _Pages()
     try:
         await pool.start()
         if ready is not None:
@@ -302,8 +301,15 @@ async def run_analysis(
             if row.data is None:
                 refuse(row.line, row.error or "unreadable", row.original)
                 continue
+            data = row.data
+            if row.fetch:
+                fetched = await pages.fetch(data["url"])
+                if isinstance(fetched, str):
+                    refuse(row.line, fetched, row.original)
+                    continue
+                data = fetched
             try:
-                article = to_raw(row.data, now=now)
+                article = to_raw(data, now=now)
             except ValueError as exc:
                 refuse(row.line, str(exc), row.original)
                 continue
@@ -314,7 +320,38 @@ async def run_analysis(
         summary.seconds = time.perf_counter() - started
     finally:
         pool.close()
+        await pages.close()
     return summary
+
+
+class _Pages:
+    """Article pages for bare URLs, through the producer's full-text fetcher (opened on the first URL)."""
+
+    def __init__(self) -> None:
+        self._fetcher: Any = None
+        self._client: Any = None
+
+    async def fetch(self, url: str) -> dict[str, Any] | str:
+        """The article the page at `url` gives, or why there is none."""
+        import httpx
+
+        from producer.fulltext import FullText, FullTextFailure
+        from producer.settings import FullTextSettings
+
+        if self._fetcher is None:
+            self._fetcher = FullText(FullTextSettings(enabled=True))
+            self._client = httpx.AsyncClient()
+        try:
+            page = await self._fetcher.fetch_page(url, self._client)
+        except FullTextFailure as exc:
+            return f"could not fetch the page ({exc.reason}): {exc}"
+        if not page.title:
+            return "the page gives no title"
+        return {"url": url, "title": page.title, "content": page.text, "published_at": page.date}
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
 
 async def _one_by_one(

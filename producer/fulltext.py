@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
@@ -26,7 +27,7 @@ from common.metrics import ProducerMetrics
 from common.schemas import CONTENT_MAX
 from producer.settings import FullTextSettings
 
-__all__ = ["FullText", "FullTextFailure", "needs_full_text"]
+__all__ = ["FullText", "FullTextFailure", "Page", "needs_full_text"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,11 @@ class FullText:
 
     async def fetch_text(self, url: str, client: httpx.AsyncClient) -> str:
         """The main text of the page at `url`; raises `FullTextFailure` with a reason."""
+        return (await self.fetch_page(url, client)).text
+
+    async def fetch_page(self, url: str, client: httpx.AsyncClient) -> Page:
+        """The page at `url`: its main text, and its title and date when the page carries them (`news analyze`
+        builds an article from a bare URL with them); raises `FullTextFailure` with a reason."""
         host = urlsplit(url).netloc.lower()
         if not host:
             raise FullTextFailure("bad_url", f"no host in {url!r}")
@@ -93,10 +99,10 @@ class FullText:
             if not await self._allowed(url, host, client):
                 raise FullTextFailure("robots", f"robots.txt of {host} disallows {url}")
             html = await self._get(url, client)
-        text = await asyncio.to_thread(_extract, html, url)
-        if not text:
+        page = await asyncio.to_thread(_extract, html, url)
+        if page is None:
             raise FullTextFailure("no_text", f"no main text found in {url}")
-        return text
+        return page
 
     async def _get(self, url: str, client: httpx.AsyncClient) -> str:
         headers = {"User-Agent": self.settings.user_agent, "Accept": "text/html,application/xhtml+xml"}
@@ -150,10 +156,24 @@ class FullText:
         return rules
 
 
-def _extract(html: str, url: str) -> str | None:
+@dataclass(frozen=True)
+class Page:
+    text: str
+    title: str | None = None
+    date: str | None = None  # as the page gives it (trafilatura normalises to YYYY-MM-DD)
+
+
+def _extract(html: str, url: str) -> Page | None:
     # Not `deduplicate=True`: its cache is process-wide, so a second page with the same text (a syndicated
     # story, a page fetched again) would come back empty.
-    text: str | None = trafilatura.extract(
-        html, url=url, include_comments=False, include_tables=False, favor_precision=True
+    found: Any = trafilatura.bare_extraction(
+        html, url=url, include_comments=False, include_tables=False, favor_precision=True, with_metadata=True
     )
-    return text.strip() if text else None
+    if found is None:
+        return None
+    data = found if isinstance(found, dict) else found.as_dict()
+    text = (data.get("text") or "").strip()
+    if not text:
+        return None
+    title = (data.get("title") or "").strip() or None
+    return Page(text=text, title=title, date=data.get("date") or None)

@@ -23,6 +23,7 @@ from common.store import ArticleStore
 from harness.processes import ServiceProcess
 from producer.corpus import read_corpus
 from tests.integration.test_store import make_article
+from tests.support.pages.server import page_server
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +107,35 @@ def test_analyze_newsapi_jsonl_from_stdin(tmp_path: Path) -> None:
     assert all("[+2829 chars]" not in (a.content or "") for a in out)
     reject = json.loads((tmp_path / "bad.jsonl").read_text())
     assert reject["line"] == 4 and reject["error"].startswith("not JSON") and reject["row"] == "{broken"
+
+
+def test_analyze_a_list_of_urls_fetches_each_page(tmp_path: Path) -> None:
+    with page_server() as pages:
+        urls = [
+            pages.page("harbour-bridge.html"),
+            pages.page("private/leak.html"),  # robots.txt disallows it: never fetched
+            pages.page("missing.html"),  # 404
+            pages.page("wind-farm.html"),
+        ]
+        (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
+        done = subprocess.run(  # noqa: S603
+            [*_news(), "analyze", "urls.txt", "--tier", "fast", "-o", "out.jsonl", "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+        assert "/private/leak.html" not in pages.requests
+    assert done.returncode == 1, done.stderr
+    out = [AnalyzedArticle.model_validate_json(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [a.url for a in out] == [urls[0], urls[3]]
+    assert all(a.title and len(a.content or "") > 500 for a in out)  # the page's title and main text
+    assert "Engineers replaced" in (out[0].content or "")
+    rejects = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["error"].split(":")[0]) for r in rejects] == [
+        (2, "could not fetch the page (robots)"),
+        (3, "could not fetch the page (http_4xx)"),
+    ]
 
 
 async def test_tail_follows_the_live_feed_with_filters(

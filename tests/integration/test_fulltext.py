@@ -104,10 +104,13 @@ async def test_one_page_at_a_time_per_host_and_robots_read_once(pages: PageServe
     assert all("Engineers replaced" in i["content"] for i in out)
     assert pages.most_in_flight == 1
     assert pages.requests.count("/robots.txt") == 1
+    # Slow pages, so two requests overlap whenever two are allowed (fast ones may finish before the next starts).
     pages.most_in_flight = 0
+    pages.slow_seconds = 0.5
+    slow = [{"url": pages.page(f"slow/harbour-bridge.html?n={n}"), "title": str(n)} for n in range(4)]
     fetcher = FullText(settings(per_host=2))
     async with httpx.AsyncClient() as client:
-        await fetcher.enrich("t", items, client, ProducerMetrics.create(CollectorRegistry()))
+        await fetcher.enrich("t", slow, client, ProducerMetrics.create(CollectorRegistry()))
     assert pages.most_in_flight == 2
 
 

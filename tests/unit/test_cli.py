@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from news_cli.analyze import NO_FETCH, detect_format, read_rows, to_raw
+from news_cli.analyze import detect_format, read_rows, to_raw
 from news_cli.main import COMMANDS, app, checkout_root
 from news_cli.remote import ws_url
 
@@ -141,7 +141,10 @@ def test_csv_without_a_title_column_is_refused_at_the_header() -> None:
 
 def test_a_bare_url_is_rejected_with_the_reason() -> None:
     rows = list(read_rows(io.StringIO("https://e.com/a\nnot a url\n"), "urls"))
-    assert [(r.line, r.error) for r in rows] == [(1, NO_FETCH), (2, "not an http(s) URL")]
+    assert [(r.line, r.data, r.error, r.fetch) for r in rows] == [
+        (1, {"url": "https://e.com/a"}, None, True),
+        (2, None, "not an http(s) URL", False),
+    ]
 
 
 def test_websocket_url_carries_the_filters() -> None:
