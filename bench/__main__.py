@@ -14,6 +14,10 @@ STAGES = {
     "engine": "bench.engine",
     "pipeline": "bench.pipeline",
     "serving": "bench.serving",
+    "stream_layer": "bench.stream_layer",
+    "story_stage": "bench.story_stage",
+    "indexing": "bench.indexing",
+    "search": "bench.search",
 }
 ALL = list(STAGES)
 

@@ -442,7 +442,37 @@ def _serving(r: dict[str, Any], targets: list[list[Any]]) -> list[str]:
             rows.append(
                 [label, x["tool"], x["requests_per_s"], x["p50_ms"], x.get("p90_ms"), x["p99_ms"], x.get("non_2xx")]
             )
+    for key, label in (
+        ("bare_recent", "bare FastAPI + Redis, the same reads (bench/bare_app.py)"),
+        ("recent_full", "GET /news/recent?limit=20&view=full"),
+        ("recent_gzip", "GET /news/recent?limit=20, gzip"),
+        ("recent_304", "GET /news/recent?limit=20, If-None-Match (304)"),
+        ("recent_2_workers", "GET /news/recent?limit=20, 2 uvicorn workers"),
+    ):
+        x = rest.get(key)
+        if x:
+            rows.append(
+                [label, x["tool"], x["requests_per_s"], x["p50_ms"], x.get("p90_ms"), x["p99_ms"], x.get("non_2xx")]
+            )
     out += _table(["request", "load", "requests/s", "p50 ms", "p90 ms", "p99 ms", "non-2xx"], rows)
+    if rest.get("recent_vs_bare") is not None:
+        out += [
+            f"`/news/recent` against the bare endpoint measured in the same run: {rest['recent_vs_bare']:.2f}x its "
+            f"requests/s; server CPU per request {_f(rest.get('recent_cpu_us_per_request'), 0)} us against "
+            f"{_f(rest.get('bare_cpu_us_per_request'), 0)} us. Answer sizes: lean "
+            f"{_f(rest.get('recent_response_bytes'))} B, full {_f(rest.get('recent_full_response_bytes'))} B, "
+            f"gzip {_f(rest.get('recent_gzip_response_bytes'))} B, bare {_f(rest.get('bare_response_bytes'))} B.",
+            "",
+        ]
+        targets.append(
+            [
+                "`/news/recent` against a bare FastAPI+Redis endpoint",
+                ">= 0.70x in the same run",
+                f"{rest['recent_vs_bare']:.2f}x",
+                _verdict(rest["recent_vs_bare"] >= 0.70),
+                "make bench-serving",
+            ]
+        )
     paced = rest.get("recent_paced")
     if paced:
         out += [
@@ -505,6 +535,146 @@ def _serving(r: dict[str, Any], targets: list[list[Any]]) -> list[str]:
                 "make bench-serving",
             ]
         )
+    return out
+
+
+def _stream_layer(r: dict[str, Any], targets: list[list[Any]]) -> list[str]:
+    sl = r.get("stream_layer")
+    if not sl:
+        return ["## 4. Stream layer alone", "", "Not measured yet: `python -m bench stream_layer`.", ""]
+    out = [
+        "## 4. Stream layer alone",
+        "",
+        f"Command: `{sl['command']}` ({sl['date']}, {sl['duration_s']} s). Machine: {_machine(sl)}.",
+        "",
+        f"One worker with a no-op analyser ({sl.get('analyser', '').removeprefix('no-op ')}), "
+        f"batch {sl.get('worker_batch_size')}, and one "
+        "consumer: a backlog produced to `news.raw` first, then the rate of stored articles between the 10th and "
+        "90th percentile of the backlog, per Kafka compression codec.",
+        "",
+    ]
+    rows = []
+    for codec, run in sl.get("runs", {}).items():
+        rows.append(
+            [
+                codec,
+                run.get("articles"),
+                run.get("articles_per_s"),
+                run.get("worker_cpu_ms_per_article"),
+                run.get("consumer_cpu_ms_per_article"),
+                run.get("worker_cores"),
+            ]
+        )
+    out += _table(
+        ["codec", "articles", "stored articles/s", "worker CPU-ms/article", "consumer CPU-ms/article", "worker cores"],
+        rows,
+    )
+    best = sl.get("best") or {}
+    if best:
+        target = sl.get("target_articles_per_s", 5000)
+        targets.append(
+            [
+                "stream layer alone, one worker, produce -> stored",
+                f">= {target:,} articles/s",
+                f"{best['articles_per_s']} articles/s ({best['codec']})",
+                _verdict(best["articles_per_s"] >= target),
+                "python -m bench stream_layer",
+            ]
+        )
+    return out
+
+
+def _stories(r: dict[str, Any], targets: list[list[Any]]) -> list[str]:
+    st = r.get("story_stage")
+    if not st:
+        return ["## 5. Story stage", "", "Not measured yet: `python -m bench story_stage`.", ""]
+    out = [
+        "## 5. Story stage",
+        "",
+        f"Command: `{st['command']}` ({st['date']}, {st['duration_s']} s). Machine: {_machine(st)}.",
+        "",
+        f"{st['articles']:,} articles through `stream_worker.story_stage` in one process ({st.get('inputs')}): "
+        f"{st['cpu_ms_per_article']:.3f} CPU-ms per article, {st['cpu_ms_per_article_with_checkpoint']:.3f} with "
+        f"the checkpoint every {st.get('checkpoint_every_records')} records ({st.get('checkpoint_ms')} ms, "
+        f"{st.get('checkpoint_mib')} MiB each). Resident memory {st['rss_start_mib']} -> {st['rss_end_mib']} MiB, "
+        f"{st['rss_growth_second_half_mib']} MiB over the second half; working set at the end "
+        f"{st.get('working_set')}.",
+        "",
+    ]
+    samples = st.get("samples") or []
+    if samples:
+        out += _table(
+            ["articles", "CPU-ms/article (window)", "RSS MiB"],
+            [list(x) for x in samples[:: max(1, len(samples) // 10)]],
+        )
+    targets.append(
+        [
+            "story stage CPU per article",
+            "<= 2 ms",
+            f"{st['cpu_ms_per_article']:.2f} ms",
+            _verdict(st["cpu_ms_per_article"] <= 2.0),
+            "python -m bench story_stage",
+        ]
+    )
+    targets.append(
+        [
+            f"story stage memory over {st['articles']:,} articles",
+            "flat after the working set fills (< 10 MiB growth over the second half)",
+            f"{st['rss_growth_second_half_mib']} MiB",
+            _verdict(st["articles"] >= 100_000 and st["rss_growth_second_half_mib"] <= 10),
+            "python -m bench story_stage",
+        ]
+    )
+    return out
+
+
+def _search(r: dict[str, Any], targets: list[list[Any]]) -> list[str]:
+    ix, se = r.get("indexing"), r.get("search")
+    out = ["## 6. Indexing and search (OpenSearch)", ""]
+    if ix:
+        out += [
+            f"Indexing. Command: `{ix['command']}` ({ix['date']}, {ix['duration_s']} s). Machine: {_machine(ix)}.",
+            "",
+            f"{ix['records']:,} real-text articles from Kafka through the indexer's own loop (bulks of "
+            f"{ix.get('batch_size')}, {ix.get('in_flight')} in flight, refresh {ix.get('refresh_interval')}): "
+            f"**{ix['articles_per_second']} articles/s**; failed {ix.get('failed')}, stale {ix.get('stale')}. "
+            f"Index size {ix['bytes_per_article']:,} bytes per article (the Kafka JSON is "
+            f"{ix.get('kafka_json_bytes_per_article')}).",
+            "",
+        ]
+        targets.append(
+            [
+                "bulk indexing on 2 cores",
+                ">= 1,000 articles/s",
+                f"{ix['articles_per_second']} articles/s",
+                _verdict(ix["articles_per_second"] >= 1000),
+                "python -m bench indexing",
+            ]
+        )
+    if se:
+        out += [
+            f"Search. Command: `{se['command']}` ({se['date']}, {se['duration_s']} s). Machine: {_machine(se)}.",
+            "",
+            f"{se['docs']:,} articles indexed, {se['queries']} queries of the documented mix (bench/search.py "
+            f"`QUERIES`), {se['rounds']} rounds. Disk {se['disk_bytes_per_article']:,} bytes per article "
+            f"({se['disk_gib_per_300k_articles']} GiB per 300,000); Redis "
+            f"{_f(se.get('redis_bytes_per_article'))} bytes per article ({se.get('redis_gib_per_300k_articles')} GiB "
+            "per 300,000 in the hot window).",
+            "",
+        ]
+        rows = [[kind, x["n"], x["p50_ms"], x["p95_ms"], x["max_ms"]] for kind, x in (se.get("latency") or {}).items()]
+        out += _table(["query kind", "queries", "p50 ms", "p95 ms", "max ms"], rows)
+        targets.append(
+            [
+                f"search p95 over {se['docs']:,} articles",
+                "< 100 ms over 100,000",
+                f"{se['p95_ms']} ms",
+                _verdict(se["p95_ms"] < 100 and se["docs"] >= 100_000),
+                se["command"],
+            ]
+        )
+    if not ix and not se:
+        out += ["Not measured yet: `python -m bench indexing search`.", ""]
     return out
 
 
@@ -625,6 +795,9 @@ def render(r: dict[str, Any]) -> str:
     body = _engine(r, targets)
     body += _pipeline(r, targets)
     body += _serving(r, targets)
+    body += _stream_layer(r, targets)
+    body += _stories(r, targets)
+    body += _search(r, targets)
     body += _notes(r)
     head = [
         "# Benchmarks",
@@ -639,7 +812,7 @@ def render(r: dict[str, Any]) -> str:
         "that matter (ours against a baseline, batch against batch, 1 worker against 2) were measured side by "
         "side in the same run, and CPU time per article is given where wall time is most disturbed.",
         "",
-        "## Targets (issues 9 and 13)",
+        "## Targets (issues 9, 13, 15, 16 and 18)",
         "",
     ]
     head += _table(["target", "wanted", "measured", "verdict", "command"], targets)

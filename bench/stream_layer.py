@@ -2,7 +2,7 @@
 
 What the issue 18 target measures: how many articles per second the parts around the engine move when the
 engine costs nothing (`WORKER__NOOP_ANALYSIS=true`: a fixed analysis of the standard tier's shape). One worker
-process and one consumer process on a fresh slice of the real Kafka and Redis. BENCH_STREAM_ARTICLES (20,000)
+process and one consumer process on a fresh slice of the real Kafka and Redis. BENCH_STREAM_ARTICLES (5,000)
 real corpus articles (each copy under its own URL, so its own id) are produced to `news.raw` first, as a backlog
 (one Python producer is slower than the layer it feeds, so producing while measuring would measure the producer),
 then the consumer and the worker are started on it.
@@ -132,7 +132,7 @@ async def stream_run(slice_: Slice, *, articles: int, codec: str, profile: bool)
 
 
 async def _main(log: Callable[[str], None]) -> dict[str, Any]:
-    articles = env_int("BENCH_STREAM_ARTICLES", 20_000, 2_000)
+    articles = env_int("BENCH_STREAM_ARTICLES", 5_000, 2_000)
     codecs = [c.strip() for c in os.environ.get("BENCH_STREAM_CODECS", "zstd,lz4,gzip").split(",") if c.strip()]
     profile = os.environ.get("BENCH_STREAM_PROFILE", "1") != "0"
     infra = start_infra()
