@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
 import json
 import logging
 import math
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -42,6 +45,7 @@ __all__ = [
     "JsonBodyRoute",
     "RateLimiter",
     "ReadinessCheck",
+    "RepeatFilter",
     "Scope",
     "SecretRedactor",
     "bearer_auth",
@@ -49,6 +53,7 @@ __all__ = [
     "configure_logging",
     "error_responses",
     "install_error_handlers",
+    "install_repeat_filter",
     "log_access_mode",
     "mount_guarded",
     "ops_router",
@@ -170,10 +175,179 @@ ReadinessCheck = Callable[[Request], Awaitable[dict[str, bool]]]
 
 
 def configure_logging(level: str) -> None:
-    """Log format and level, and credentials redacted from every record (`SecretRedactor`): uvicorn's access
-    log writes query strings, and a WebSocket ticket or a misplaced `?token=` must never reach a log."""
+    """Log format and level, credentials redacted from every record (`SecretRedactor`): uvicorn's access
+    log writes query strings, and a WebSocket ticket or a misplaced `?token=` must never reach a log; and a
+    message repeated in a tight loop logged once with a count (`RepeatFilter`)."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _install_redaction()
+    install_repeat_filter()
+
+
+# --- repeated messages: a failure logged once per window, with a count ---
+
+_DIGITS = re.compile(r"\d+")
+
+
+class RepeatFilter(logging.Filter):
+    """Lets the first record of a kind through and holds back its repeats for `window` seconds, then logs one
+    line "<last message> (repeated N times in the last S s)".
+
+    A client that loses its broker retries in a loop and logs every attempt (aiokafka: "Unable connect to node",
+    "Unable to update metadata"; faust: "producer buffer full size 1234"): an 11 s Kafka restart once wrote 79,000
+    lines. A kind is (logger, level, message with its numbers masked, exception type): repeats that differ only in
+    a number (a size, a port, a count) are one kind, and the summary carries the last one; any other difference
+    is another kind, which passes at once. A first occurrence is never delayed: only repeats are held back, and
+    their count is always written: when the record after the window arrives, by a timer thread when none does,
+    when more than `max_kinds` kinds are tracked (the oldest is summarised and dropped: memory stays bounded),
+    and by `flush` (at exit).
+
+    One instance serves every handler it is attached to (`install_repeat_filter`): its decision is kept on the
+    record, so a record that goes to two handlers is counted once and written to both or neither.
+    """
+
+    SUMMARY = "_repeat_summary"  # set on the summary records, which always pass
+
+    def __init__(
+        self,
+        window: float = 10.0,
+        *,
+        max_kinds: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+        timer: bool = True,
+    ) -> None:
+        super().__init__()
+        if window <= 0 or max_kinds < 1:
+            raise ValueError("RepeatFilter needs window > 0 and max_kinds >= 1")
+        self.window = window
+        self.max_kinds = max_kinds
+        self._clock = clock
+        self._lock = threading.Lock()
+        # kind -> [first seen, repeats held back, last record]; oldest first (insertion order = first seen)
+        self._kinds: OrderedDict[tuple[str, int, str, str], list[Any]] = OrderedDict()
+        self._timer = timer
+        self._thread: threading.Thread | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        decided = record.__dict__.get("_repeat_pass")
+        if decided is not None:  # already decided by this filter on another handler
+            return bool(decided)
+        if record.__dict__.get(self.SUMMARY):
+            return True
+        now = self._clock()
+        kind = self._kind(record)
+        due: list[list[Any]] = []
+        with self._lock:
+            due = self._expired(now)
+            entry = self._kinds.get(kind)
+            if entry is None:
+                self._kinds[kind] = [now, 0, record]
+                while len(self._kinds) > self.max_kinds:
+                    due.append(self._kinds.popitem(last=False)[1])
+                passed = True
+            else:
+                entry[1] += 1
+                entry[2] = record
+                passed = False
+                self._ensure_timer()
+        # summaries of earlier repeats go out before this record, so the log reads in order
+        self._summarise(due, now)
+        record.__dict__["_repeat_pass"] = passed
+        return passed
+
+    def flush(self, now: float | None = None) -> None:
+        """Write the summary of every kind whose window has closed (all of them when `now` is None)."""
+        when = self._clock() if now is None else now
+        with self._lock:
+            if now is None:
+                due = list(self._kinds.values())
+                self._kinds.clear()
+            else:
+                due = self._expired(when)
+        self._summarise(due, when)
+
+    @staticmethod
+    def _kind(record: logging.LogRecord) -> tuple[str, int, str, str]:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record whose arguments do not fit its format: the handler reports it
+            message = str(record.msg)
+        error = record.exc_info[0].__qualname__ if record.exc_info and record.exc_info[0] else ""
+        return record.name, record.levelno, _DIGITS.sub("#", message), error
+
+    def _expired(self, now: float) -> list[list[Any]]:
+        """Under the lock: remove and return the kinds whose window has closed."""
+        due: list[list[Any]] = []
+        while self._kinds:
+            kind, entry = next(iter(self._kinds.items()))
+            if now - entry[0] < self.window:
+                break  # insertion order is first-seen order: the rest are younger
+            del self._kinds[kind]
+            due.append(entry)
+        return due
+
+    def _summarise(self, due: list[list[Any]], now: float) -> None:
+        for first, repeats, last in due:
+            if repeats == 0:
+                continue
+            try:
+                message = last.getMessage()
+            except Exception:
+                message = str(last.msg)
+            logging.getLogger(last.name).log(
+                last.levelno,
+                "%s (repeated %d times in the last %.0f s)",
+                message,
+                repeats,
+                max(now - first, 0.0),
+                extra={self.SUMMARY: True},
+            )
+
+    def _ensure_timer(self) -> None:
+        """Under the lock: a daemon thread that writes the summaries of windows no later record closes."""
+        if not self._timer or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._thread = threading.Thread(target=self._run_timer, name="log-repeat-summaries", daemon=True)
+        self._thread.start()
+
+    def _run_timer(self) -> None:
+        while True:
+            with self._lock:
+                if not any(entry[1] for entry in self._kinds.values()):
+                    self._thread = None
+                    return
+                oldest = next(iter(self._kinds.values()))[0]
+            time.sleep(max(oldest + self.window - self._clock(), 0.05))
+            self.flush(self._clock())
+
+
+_REPEATS: RepeatFilter | None = None
+
+
+def install_repeat_filter(window: float = 10.0) -> RepeatFilter:
+    """Attach one process-wide `RepeatFilter` to every handler configured now (the root logger's, and those of
+    loggers with their own, such as uvicorn's error log); its held-back counts are written at exit. Idempotent:
+    call it again after adding handlers (faust's worker does, see `stream_worker.app`).
+
+    uvicorn's access log is left alone: each line is a request of its own (a client's flood of them is the rate
+    limiter's business), and its formatter unpacks the request's arguments, which a summary line does not have."""
+    global _REPEATS
+    if _REPEATS is None:
+        _REPEATS = RepeatFilter(window)
+        atexit.register(_REPEATS.flush)
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    for logger in loggers:
+        if logger.name in _UNFILTERED:
+            continue
+        for handler in logger.handlers:
+            if _REPEATS not in handler.filters:
+                handler.addFilter(_REPEATS)
+    return _REPEATS
+
+
+_UNFILTERED = frozenset({"uvicorn.access"})
 
 
 class Readiness(BaseModel):

@@ -7,15 +7,21 @@ other tests use are never stopped. Services get the dedicated address through th
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from itertools import islice
 from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from common.schemas import RawArticle
 from common.settings import KafkaSettings
+from harness.infra import ROOT
 from harness.processes import ServiceProcess
 from tests.support.chaos import DedicatedKafka, DedicatedRedis, Outcome, WsWatcher, analyzed, stored_ids, wait_until
 from tests.support.worker_support import produce, real_articles
@@ -113,6 +119,113 @@ async def test_kafka_broker_restart_mid_stream(spawn: Callable[..., ServiceProce
 
 async def _at_least(base: str, expected: set[str], k: int) -> bool:
     return len(expected & set(await stored_ids(base))) >= k
+
+
+# An outage may cost a few lines a second (each client's failure once per window, reconnect notices); the
+# flood it replaced was aiokafka's reconnect loop, thousands of lines a second for as long as the broker was away.
+MAX_LINES_PER_OUTAGE_SECOND = 100
+
+
+def _log_sizes(logs: Mapping[str, Path]) -> dict[str, int]:
+    return {name: path.stat().st_size if path.exists() else 0 for name, path in logs.items()}
+
+
+def _log_slice(path: Path, start: int, end: int) -> bytes:
+    with path.open("rb") as f:
+        f.seek(start)
+        return f.read(end - start)
+
+
+def _corpus_ids(limit: int) -> set[str]:
+    """The ids `python -m producer.replay --limit <limit>` produces: the valid rows among the first `limit`."""
+    from producer.corpus import read_corpus
+
+    ids: set[str] = set()
+    for item in islice(read_corpus(), limit):
+        try:
+            ids.add(RawArticle.model_validate(item).id)
+        except ValidationError:
+            continue  # replay rejects it to the dead-letter topic
+    return ids
+
+
+@pytest.mark.slow_chaos
+async def test_kafka_outage_keeps_logs_bounded(
+    spawn: Callable[..., ServiceProcess], service_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A broker outage (stopped, 5 s, started) while a replay streams: every service's log stays under
+    `MAX_LINES_PER_OUTAGE_SECOND` lines per second of outage, and nothing is lost or duplicated."""
+    kafka = DedicatedKafka(tmp_path / "kafka")
+    kafka.start()
+    replay: subprocess.Popen[bytes] | None = None
+    try:
+        env = {"KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap}
+        consumer = spawn("consumer", env=env)
+        worker = spawn("worker", env={**env, **WORKER})
+        producer = spawn("producer", env={**env, "PRODUCER__POLLING": "false"})
+        base = f"http://127.0.0.1:{consumer.port}"
+        watcher = await WsWatcher(f"ws://127.0.0.1:{consumer.port}/ws").start()
+
+        limit = 400
+        expected = _corpus_ids(limit)
+        logs = {p.name: p.log_path for p in (consumer, worker, producer)}
+        logs["replay"] = tmp_path / "replay.log"
+        with logs["replay"].open("ab") as out:
+            replay = subprocess.Popen(
+                [sys.executable, "-m", "producer.replay", "--limit", str(limit), "--rate", "20", "--no-progress"],
+                cwd=ROOT,
+                env={**os.environ, **service_env, **env, "PYTHONUNBUFFERED": "1"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        await wait_until(lambda: _at_least(base, expected, 20), 90, "first replayed articles stored")
+        before = _log_sizes(logs)
+        down = time.monotonic()
+        await asyncio.to_thread(kafka.stop)
+        await asyncio.sleep(5.0)
+        await asyncio.to_thread(kafka.start)
+        back = time.monotonic()
+        # the clients' reconnection (and its summary lines) belongs to the outage too
+        await asyncio.sleep(5.0)
+        after = _log_sizes(logs)
+        window = time.monotonic() - down
+        assert await asyncio.to_thread(replay.wait, 180) == 0, logs["replay"].read_text(errors="replace")[-3000:]
+        await wait_until(lambda: _all_stored(base, expected), 240, "every replayed article stored after the outage")
+        recovery = time.monotonic() - back
+        await asyncio.sleep(1.0)
+        listed = await stored_ids(base)
+        await watcher.stop()
+    finally:
+        if replay is not None and replay.poll() is None:
+            replay.kill()
+            replay.wait(timeout=30)
+        kafka.stop()
+
+    written = {name: _log_slice(logs[name], before[name], after[name]) for name in logs}
+    lines = {name: chunk.count(b"\n") for name, chunk in written.items()}
+    outage_s = back - down
+    total = sum(lines.values())
+    outcome = Outcome("kafka-outage-logs", "Kafka broker stopped for 5 s during a replay, restarted", len(expected))
+    outcome.slow = True
+    outcome.recovery_s = round(recovery, 1)
+    outcome.count(expected, listed)
+    outcome.duplicates_ws = watcher.duplicates
+    outcome.notes.append(
+        f"broker down {outage_s:.1f} s; {total} log lines ({sum(len(c) for c in written.values())} bytes) written "
+        f"by the services in the {window:.1f} s from the stop to 5 s after the restart: "
+        + ", ".join(f"{name.split('-')[0]} {n}" for name, n in lines.items())
+    )
+    outcome.write()
+    print(outcome.notes[-1])
+    noisiest = max(written, key=lambda name: lines[name])
+    assert total < MAX_LINES_PER_OUTAGE_SECOND * outage_s, (
+        f"{total} log lines in a {outage_s:.1f} s outage ({lines}); the noisiest ({noisiest}) ends with:\n"
+        + written[noisiest].decode(errors="replace")[-3000:]
+    )
+    assert outcome.lost == 0 and outcome.duplicates_rest == 0
+    assert watcher.deliveries.keys() >= expected
+    assert outcome.duplicates_ws == 0, f"ids delivered twice over WebSocket: {watcher.deliveries.most_common(3)}"
 
 
 @pytest.mark.slow_chaos
