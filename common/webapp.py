@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -355,8 +355,13 @@ class Readiness(BaseModel):
     checks: dict[str, bool]
 
 
-def ops_router(registry_of: Callable[[Request], CollectorRegistry], readiness: ReadinessCheck) -> APIRouter:
-    """`/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics` (Prometheus)."""
+def ops_router(
+    registry_of: Callable[[Request], CollectorRegistry], readiness: ReadinessCheck, *, optional: Collection[str] = ()
+) -> APIRouter:
+    """`/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics` (Prometheus).
+
+    `optional` checks are reported but do not make the service not-ready (the consumer's search archive: taking
+    the pod out of its Service would stop the live feed, which does not need it)."""
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz")
@@ -370,7 +375,7 @@ def ops_router(registry_of: Callable[[Request], CollectorRegistry], readiness: R
     )
     async def readyz(request: Request) -> JSONResponse:
         checks = await readiness(request)
-        ready = all(checks.values())
+        ready = all(ok for name, ok in checks.items() if name not in optional)
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     @router.get(

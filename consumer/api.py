@@ -77,10 +77,15 @@ NEXT_CURSOR_HEADER = "X-Next-Cursor"
 
 async def _readiness(request: Request) -> dict[str, bool]:
     state = request.app.state
-    return {"redis": await state.store.ping(), "kafka": bool(state.ingestor.running)}
+    checks = {"redis": await state.store.ping(), "kafka": bool(state.ingestor.running)}
+    archive = getattr(state, "archive", None)
+    if archive is not None:
+        checks["search"] = await archive.answers()
+    return checks
 
 
-ops = ops_router(lambda r: r.app.state.registry, _readiness)
+# Search is reported, not required: /search answers 503 on its own while OpenSearch is down.
+ops = ops_router(lambda r: r.app.state.registry, _readiness, optional={"search"})
 
 
 # --- models -------------------------------------------------------------------------------------

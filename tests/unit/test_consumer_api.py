@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
@@ -213,3 +214,26 @@ def test_if_none_match(header: str, matches: bool) -> None:
 )
 def test_accept_encoding(header: str, accepts: bool) -> None:
     assert _accepts_gzip(header) is accepts
+
+
+async def test_readiness_reports_optional_checks_without_depending_on_them() -> None:
+    # The consumer's search archive is reported in /readyz but does not take the pod out of its Service.
+    from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry
+
+    from common.webapp import ops_router
+
+    checks: dict[str, bool] = {"redis": True, "kafka": True, "search": False}
+
+    async def readiness(_request: object) -> dict[str, bool]:
+        return dict(checks)
+
+    app = FastAPI()
+    registry = CollectorRegistry()
+    app.include_router(ops_router(lambda _r: registry, readiness, optional={"search"}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as client:
+        answer = await client.get("/readyz")
+        assert answer.status_code == 200 and answer.json() == {"ready": True, "checks": checks}
+        checks["redis"] = False
+        answer = await client.get("/readyz")
+        assert answer.status_code == 503 and answer.json()["ready"] is False
