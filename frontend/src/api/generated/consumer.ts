@@ -81,7 +81,7 @@ export interface paths {
         };
         /**
          * Recent
-         * @description Newest first (by publication time), filtered; page on with `cursor`.
+         * @description Newest first (by publication time), filtered; page on with `cursor`. Lean list items unless `view=full`.
          */
         get: operations["recent_news_recent_get"];
         put?: never;
@@ -102,7 +102,8 @@ export interface paths {
         /**
          * Top
          * @description Top stories: one representative article per story, by importance from coverage (README "Stories"),
-         *     then articles with no story yet by importance_score; filtered; page on with `cursor`.
+         *     then articles with no story yet by importance_score; filtered; page on with `cursor`. Lean list items
+         *     unless `view=full`.
          */
         get: operations["top_news_top_get"];
         put?: never;
@@ -122,7 +123,8 @@ export interface paths {
         };
         /**
          * Get Article
-         * @description One article: from Redis within the hot window, else from the archive (OpenSearch), in the same shape.
+         * @description One article, whole: from Redis within the hot window, else from the archive (OpenSearch), in the same
+         *     shape.
          */
         get: operations["get_article_news__article_id__get"];
         put?: never;
@@ -400,6 +402,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export
+         * @description Every article the query matches, up to `limit`, as one file: JSONL, CSV or Parquet (README "Export").
+         */
+        get: operations["export_export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ws/ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ws Ticket
+         * @description A single-use ticket for `/ws?ticket=` (browsers cannot send a bearer header on a WebSocket).
+         */
+        post: operations["ws_ticket_ws_ticket_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -527,6 +569,58 @@ export interface components {
             embedding?: string | null;
         };
         /**
+         * AnalysisSummary
+         * @description An article's analysis as a list shows it: everything but the embedding.
+         */
+        AnalysisSummary: {
+            /**
+             * Sentiment
+             * @enum {string}
+             */
+            sentiment: "positive" | "neutral" | "negative";
+            /** Sentiment Score */
+            sentiment_score: number;
+            /** Keywords */
+            keywords?: string[];
+            /** Entities */
+            entities?: components["schemas"]["Entity"][];
+            /**
+             * Category
+             * @default other
+             */
+            category: string;
+            /**
+             * Language
+             * @default und
+             */
+            language: string;
+            /**
+             * Importance Score
+             * @default 0
+             */
+            importance_score: number;
+            /** Summary */
+            summary?: string | null;
+            /** Providers */
+            providers?: {
+                [key: string]: string;
+            };
+            /** Models */
+            models?: {
+                [key: string]: string;
+            };
+            /**
+             * Engine Version
+             * @default 0
+             */
+            engine_version: string;
+            /**
+             * Latency Ms
+             * @default 0
+             */
+            latency_ms: number;
+        };
+        /**
          * AnalyzedArticle
          * @description An article with its analysis (Kafka topic `news.analyzed`, Redis records, WebSocket `data`).
          */
@@ -580,6 +674,62 @@ export interface components {
              * Format: date-time
              */
             analyzed_at?: string;
+        };
+        /**
+         * ArticleSummary
+         * @description An article as a list shows it (the default `view=lean` of `/news/recent` and `/news/top`): no `description` or `content` but a `lead`, and the analysis without its embedding. `view=full` or `GET /news/{id}` give the whole AnalyzedArticle.
+         */
+        ArticleSummary: {
+            /**
+             * Schema Version
+             * @default 1
+             * @constant
+             */
+            schema_version: 1;
+            /**
+             * Id
+             * @default
+             */
+            id: string;
+            /** Url */
+            url: string;
+            /** Title */
+            title: string;
+            /**
+             * Source
+             * @default unknown
+             */
+            source: string;
+            /** Author */
+            author?: string | null;
+            /**
+             * Published At
+             * Format: date-time
+             */
+            published_at: string;
+            /**
+             * Fetched At
+             * Format: date-time
+             */
+            fetched_at?: string;
+            /**
+             * Origin
+             * @default push
+             */
+            origin: string;
+            /** Language Hint */
+            language_hint?: string | null;
+            /**
+             * Analyzed At
+             * Format: date-time
+             */
+            analyzed_at?: string;
+            /**
+             * Lead
+             * @description the article's description, or where it has none the start of its content (at most 300 characters); null when it has neither
+             */
+            lead?: string | null;
+            analysis: components["schemas"]["AnalysisSummary"];
         };
         /**
          * CategoryRule
@@ -636,11 +786,6 @@ export interface components {
             kind: "entity_spike";
             /** Entity */
             entity: string;
-        };
-        /** ErrorBody */
-        ErrorBody: {
-            /** Detail */
-            detail: string;
         };
         /** FacetCount */
         FacetCount: {
@@ -1134,6 +1279,20 @@ export interface components {
             /** Threshold */
             threshold: number;
         };
+        /** Ticket */
+        Ticket: {
+            /**
+             * Ticket
+             * @description pass as `/ws?ticket=`: one connection, within `expires_in` seconds
+             */
+            ticket: string;
+            /**
+             * Expires In
+             * @description seconds the ticket stays valid
+             * @default 30
+             */
+            expires_in: number;
+        };
         /**
          * Timeline
          * @description `GET /entities/{id}/timeline` (and keywords'): counts per bucket, oldest first, empty buckets as 0.
@@ -1334,6 +1493,34 @@ export interface components {
             /** Webhook Url */
             webhook_url?: string | null;
         };
+        /**
+         * ErrorBody
+         * @description Every error answer except 422: what went wrong, and the suite's error class when one was raised.
+         */
+        common__webapp__ErrorBody: {
+            /** Detail */
+            detail: string;
+            /** Error */
+            error?: string | null;
+        };
+        /** ErrorBody */
+        consumer__api__ErrorBody: {
+            /** Detail */
+            detail: string;
+        };
+        /**
+         * ErrorBody
+         * @description Every error answer except 422: what went wrong, and the suite's error class when one was raised.
+         */
+        ErrorBody: {
+            /** Detail */
+            detail: string;
+            /**
+             * Error
+             * @default null
+             */
+            error: string | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -1452,6 +1639,8 @@ export interface operations {
                 since?: string | null;
                 /** @description continue after the page that returned this value in `X-Next-Cursor` */
                 cursor?: string | null;
+                /** @description `lean` (default): what a list shows (ArticleSummary: a `lead` instead of `description` and `content`, no embedding); `full`: the whole stored AnalyzedArticle */
+                view?: "lean" | "full";
                 /** @description positive, neutral or negative */
                 sentiment?: ("positive" | "neutral" | "negative") | null;
                 /** @description source name (case-insensitive) */
@@ -1474,11 +1663,26 @@ export interface operations {
                 headers: {
                     /** @description pass as `cursor` for the next page; absent on the last page */
                     "X-Next-Cursor"?: string;
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AnalyzedArticle"][];
+                    "application/json": components["schemas"]["ArticleSummary"][] | components["schemas"]["AnalyzedArticle"][];
                 };
+            };
+            /** @description not modified: `If-None-Match` named the current ETag (no body) */
+            304: {
+                headers: {
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -1509,6 +1713,8 @@ export interface operations {
                 since?: string | null;
                 /** @description continue after the page that returned this value in `X-Next-Cursor` */
                 cursor?: string | null;
+                /** @description `lean` (default): what a list shows (ArticleSummary: a `lead` instead of `description` and `content`, no embedding); `full`: the whole stored AnalyzedArticle */
+                view?: "lean" | "full";
                 /** @description positive, neutral or negative */
                 sentiment?: ("positive" | "neutral" | "negative") | null;
                 /** @description source name (case-insensitive) */
@@ -1531,11 +1737,26 @@ export interface operations {
                 headers: {
                     /** @description pass as `cursor` for the next page; absent on the last page */
                     "X-Next-Cursor"?: string;
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AnalyzedArticle"][];
+                    "application/json": components["schemas"]["ArticleSummary"][] | components["schemas"]["AnalyzedArticle"][];
                 };
+            };
+            /** @description not modified: `If-None-Match` named the current ETag (no body) */
+            304: {
+                headers: {
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -1572,11 +1793,26 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["AnalyzedArticle"];
                 };
+            };
+            /** @description not modified: `If-None-Match` named the current ETag (no body) */
+            304: {
+                headers: {
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description no article with this id, recent or archived */
             404: {
@@ -1584,7 +1820,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["consumer__api__ErrorBody"];
                 };
             };
             /** @description Validation Error */
@@ -1622,11 +1858,26 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["RankedStory"];
                 };
+            };
+            /** @description not modified: `If-None-Match` named the current ETag (no body) */
+            304: {
+                headers: {
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description the article is in no story (unknown, not assigned yet, or expired) */
             404: {
@@ -1634,7 +1885,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["consumer__api__ErrorBody"];
                 };
             };
             /** @description Validation Error */
@@ -1686,11 +1937,26 @@ export interface operations {
                 headers: {
                     /** @description pass as `cursor` for the next page; absent on the last page */
                     "X-Next-Cursor"?: string;
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["RankedStory"][];
                 };
+            };
+            /** @description not modified: `If-None-Match` named the current ETag (no body) */
+            304: {
+                headers: {
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -1730,11 +1996,26 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["StoryDetail"];
                 };
+            };
+            /** @description not modified: `If-None-Match` named the current ETag (no body) */
+            304: {
+                headers: {
+                    /** @description weak validator of the answer's content; send it back in `If-None-Match` */
+                    ETag?: string;
+                    /** @description always `no-cache`: keep it, revalidate it */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description no story with this id (unknown or expired) */
             404: {
@@ -1742,7 +2023,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["consumer__api__ErrorBody"];
                 };
             };
             /** @description Validation Error */
@@ -2161,7 +2442,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["consumer__api__ErrorBody"];
                 };
             };
             /** @description the most watchlists allowed already exist */
@@ -2170,7 +2451,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["consumer__api__ErrorBody"];
                 };
             };
             /** @description Validation Error */
@@ -2180,6 +2461,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description too many write requests from this client: wait the Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description the store (Redis) did not answer; try again */
@@ -2220,7 +2510,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["consumer__api__ErrorBody"];
                 };
             };
             /** @description Validation Error */
@@ -2268,7 +2558,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["consumer__api__ErrorBody"];
                 };
             };
             /** @description Validation Error */
@@ -2278,6 +2568,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description too many write requests from this client: wait the Retry-After seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description the store (Redis) did not answer; try again */
@@ -2330,6 +2629,105 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    export_export_get: {
+        parameters: {
+            query?: {
+                /** @description jsonl, csv or parquet */
+                format?: "jsonl" | "csv" | "parquet";
+                /** @description at most this many articles (1-100,000) */
+                limit?: number;
+                /** @description only articles published at or after this time (ISO 8601; no zone means UTC) */
+                since?: string | null;
+                /** @description without `q`: `recent` (newest first) or `top` (most important first) */
+                order?: "recent" | "top";
+                /** @description full-text query over the archive (OpenSearch), as `GET /search` reads it; rows then come best match first */
+                q?: string | null;
+                /** @description positive, neutral or negative */
+                sentiment?: ("positive" | "neutral" | "negative") | null;
+                /** @description source name (case-insensitive) */
+                source?: string | null;
+                /** @description category (case-insensitive) */
+                category?: string | null;
+                /** @description language code, e.g. en, ko */
+                language?: string | null;
+                /** @description an entity's text (case-insensitive) */
+                entity?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the file, streamed (Content-Disposition names it) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                    "application/vnd.apache.parquet": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store (Redis) or, with `q`, the archive did not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnavailableBody"];
+                };
+            };
+        };
+    };
+    ws_ticket_ws_ticket_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ticket"];
+                };
+            };
+            /** @description missing or wrong bearer token (only when the service runs with API tokens) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["common__webapp__ErrorBody"];
+                };
+            };
+            /** @description a dependency (Kafka, Redis, a model provider) did not answer; retrying the same request is safe */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["common__webapp__ErrorBody"];
                 };
             };
         };
