@@ -40,26 +40,33 @@ class Client:
         self.ws = ws
         self.stories = stories  # whether it receives `story_update` messages
         # (sequence number, stream position or None for a notice, message); bounded, so a slow client
-        # only costs itself
+        # only costs itself. consumer/graphql.py reads these items too (the frame is the last element).
         self.queue: asyncio.Queue[tuple[int, tuple[int, int] | None, str]] = asyncio.Queue(maxsize=size)
         self.queued = 0  # sequence number of the newest queued message
         self.dropped = 0  # dropped since the last `lagged` notice
         self.gap_after: int | None = None  # the notice goes out after the message with this number
         self.filters = filters
         self.after: tuple[int, int] = (0, 0)  # events at or before this were covered on connect
+        self.served = False  # a /ws client (heartbeats); a GraphQL subscription only reads the queue
         self._lock = asyncio.Lock()
 
     async def send(self, text: str) -> None:
-        async with self._lock:  # the sender, heartbeat replies and notices share one socket
+        async with self._lock:  # the sender and the replies to client messages share one socket
             await self.ws.send_text(text)
 
 
 class Hub:
+    """Every connected client and its queue. Built for thousands of clients on one process: a frame is
+    built once per event and the same string queued for every client; a filter is evaluated once per
+    distinct filter per event, not once per client; each client costs one sender task (its handler task
+    reads), and one hub-wide task sends the heartbeats."""
+
     def __init__(self, metrics: ConsumerMetrics, *, queue_size: int = 256, ping_interval: float = 20.0) -> None:
         self._clients: set[Client] = set()
         self._metrics = metrics
         self._queue_size = queue_size
         self._ping_interval = ping_interval
+        self._heartbeats: asyncio.Task[None] | None = None
         self.position = "0-0"  # the newest event this replica's reader has dispatched
 
     def __len__(self) -> int:
@@ -76,10 +83,16 @@ class Hub:
         """Queue a stored article for every client it matches; a full queue drops it and counts the drop."""
         message = NewAnalysis.frame_raw(event.json, event.cursor)
         position = stream_id(event.cursor)
+        matched: dict[ArticleFilters, bool] = {}  # most clients share a few filters (most: none at all)
         for client in self._clients:
-            if position <= client.after or not client.filters.matches(event.article):
+            if position <= client.after:
                 continue
-            self._offer(client, position, message)
+            filters = client.filters
+            match = matched.get(filters)
+            if match is None:
+                match = matched[filters] = filters.matches(event.article)
+            if match:
+                self._offer(client, position, message)
         self.position = event.cursor
 
     def advance(self, position: str) -> None:
@@ -111,17 +124,27 @@ class Hub:
 
     async def serve(self, client: Client, initial: str) -> None:
         """Send `initial`, then the client's queue, until it goes; answers pings and `subscribe` meanwhile."""
+        sender: asyncio.Task[None] | None = None
         try:
             await client.send(initial)
-            async with asyncio.TaskGroup() as tg:
-                sender = tg.create_task(self._send_loop(client))
-                heartbeat = tg.create_task(self._heartbeat(client))
-                await self._receive_loop(client)
-                sender.cancel()
-                heartbeat.cancel()
-        except* (WebSocketDisconnect, RuntimeError, OSError):
+            client.served = True
+            if self._heartbeats is None or self._heartbeats.done():
+                self._heartbeats = asyncio.create_task(self._heartbeat(), name="ws-heartbeats")
+            sender = asyncio.create_task(self._send_loop(client))
+            # This task reads; the sender ends the connection by failing (a dead socket), which the
+            # receive loop then sees too (a disconnect).
+            receiver = asyncio.ensure_future(self._receive_loop(client))
+            await asyncio.wait((sender, receiver), return_when=asyncio.FIRST_COMPLETED)
+            for task in (sender, receiver):
+                task.cancel()
+            for outcome in await asyncio.gather(sender, receiver, return_exceptions=True):
+                if isinstance(outcome, Exception) and not isinstance(outcome, _GONE):
+                    raise outcome  # a bug, not a client that left
+        except _GONE:
             pass
         finally:
+            if sender is not None:
+                sender.cancel()
             self.unregister(client)
             with contextlib.suppress(Exception):
                 await client.ws.close()
@@ -130,10 +153,15 @@ class Hub:
         if client in self._clients:
             self._clients.discard(client)
             self._metrics.ws_connections.dec()
+        client.served = False
+        if not self._clients and self._heartbeats is not None:
+            self._heartbeats.cancel()
+            self._heartbeats = None
 
     async def _send_loop(self, client: Client) -> None:
+        queue = client.queue
         while True:
-            seq, position, message = await client.queue.get()
+            seq, position, message = await queue.get()
             # Skip what was queued while the client's initial data was read, and is covered by it.
             if position is None or position > client.after:
                 await client.send(message)
@@ -143,15 +171,20 @@ class Hub:
                 dropped, client.dropped, client.gap_after = client.dropped, 0, None
                 await client.send(Lagged(dropped=dropped).frame())
 
-    async def _heartbeat(self, client: Client) -> None:
-        # In the queue, behind the articles: the cursor it carries is valid once they are delivered.
-        # (Dead peers are found by uvicorn's protocol-level pings; this one is for clients' idle timers.)
-        while True:
+    async def _heartbeat(self) -> None:
+        # One task for every client: in each queue, behind the articles, so the cursor it carries is valid
+        # once they are delivered. (Dead peers are found by uvicorn's protocol-level pings; this one is for
+        # clients' idle timers.)
+        while self._clients:
             await asyncio.sleep(self._ping_interval)
             position = self.position
-            if stream_id(position) < client.after:
-                position = "{}-{}".format(*client.after)
-            self._offer(client, None, Ping(cursor=position).frame(), count=False)
+            at = stream_id(position)
+            frames: dict[str, str] = {}  # one frame per cursor (almost always one for all)
+            for client in list(self._clients):
+                if client.served:
+                    cursor = position if at >= client.after else "{}-{}".format(*client.after)
+                    frame = frames.get(cursor) or frames.setdefault(cursor, Ping(cursor=cursor).frame())
+                    self._offer(client, None, frame, count=False)
 
     async def _receive_loop(self, client: Client) -> None:
         while True:
@@ -178,6 +211,7 @@ class Hub:
 
 
 _PONG = Pong().frame()
+_GONE = (WebSocketDisconnect, RuntimeError, OSError)  # how a client that left shows
 
 
 def _refusal(exc: ValidationError) -> str:

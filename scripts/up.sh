@@ -123,7 +123,14 @@ up() {
   launch producer "$PRODUCER_PORT" "$PY" -m uvicorn producer.main:app --host 127.0.0.1 --port "$PRODUCER_PORT"
   WORKER__WEB_PORT="$WORKER_PORT" WORKER__DATADIR="$NEWS_SUITE_STATE/stream-worker" \
     launch worker "$WORKER_PORT" "$PY" -m stream_worker worker -l info
-  launch consumer "$CONSUMER_PORT" "$PY" -m uvicorn consumer.main:app --host 127.0.0.1 --port "$CONSUMER_PORT"
+  # One WebSocket client is one open file: the consumer's limit goes up to CONSUMER_NOFILE (65536; the hard limit
+  # if that is lower, with a warning in its log under 10,240). permessage-deflate is off: uvicorn would compress
+  # every live frame once per client, the fan-out's largest cost (bench/websocket.py measures both).
+  launch consumer "$CONSUMER_PORT" bash -c 'ulimit -n "$1" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+    [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge 10240 ] ||
+      echo "consumer: open-file limit $(ulimit -n) holds fewer than 10,000 WebSocket clients (raise ulimit -Hn)" >&2
+    shift; exec "$@"' consumer-nofile "${CONSUMER_NOFILE:-65536}" \
+    "$PY" -m uvicorn consumer.main:app --host 127.0.0.1 --port "$CONSUMER_PORT" --ws-per-message-deflate false
   # news.analyzed -> OpenSearch (its own process and consumer group: docs/SEARCH.md)
   launch indexer "$INDEXER_PORT" "$PY" -m uvicorn indexer.main:app --host 127.0.0.1 --port "$INDEXER_PORT"
   if [ -f "$root/frontend/dist/index.html" ]; then
