@@ -1,9 +1,10 @@
 """WebSocket fan-out benchmark: one consumer process serving many live clients, store-to-client delivery time.
 
 BENCH_WS_CLIENTS (10,000) clients connect to one consumer (uvicorn, started as scripts/up.sh starts it: no
-permessage-deflate) on a fresh, empty slice; BENCH_WS_MESSAGES (40) analysed articles are produced to
-`news.analyzed` at BENCH_WS_RATE (5/s); the consumer stores each and fans it out to every client. Delivery
-latency = the client's receive time - the store time (the Redis stream entry id, same machine clock).
+permessage-deflate) on a fresh, empty slice; BENCH_WS_MESSAGES (20) analysed articles are produced to
+`news.analyzed` at BENCH_WS_RATE (1/s: 10,000 frames/s at 10,000 clients); the consumer stores each and fans it
+out to every client. Delivery latency = the client's receive time - the store time (the Redis stream entry id,
+same machine clock).
 `missing` = articles a reading client never received; `lagged_reported` = drops the server reported to reading
 clients (both must be 0: only a client that does not read may lose messages). BENCH_WS_STUCK (10) more clients
 complete the handshake and then never read: the server's `ws_messages_dropped_total` counts what they lost.
@@ -255,6 +256,14 @@ def _start_consumer(slice_: Slice, deflate: bool) -> ServiceProcess:
     return proc
 
 
+def _user_system_s(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process (a loopback send's kernel work shows as the sender's system time)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def _receive(pipe: Connection, child: Any, timeout: float) -> Any:
     """The client process's next report; an error when it died or went silent (never a hang)."""
     deadline = time.monotonic() + timeout
@@ -275,8 +284,8 @@ async def _fan_out(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
     clients_n = env_int("BENCH_WS_CLIENTS", 10_000, 1_000)
     stuck = env_int("BENCH_WS_STUCK", 10)
     procs_n = max(1, env_int("BENCH_WS_CLIENT_PROCS", 2))
-    messages = env_int("BENCH_WS_MESSAGES", 40, 10)
-    rate = env_float("BENCH_WS_RATE", 5)
+    messages = env_int("BENCH_WS_MESSAGES", 20, 10)
+    rate = env_float("BENCH_WS_RATE", 1)
     deflate = bool(env_int("BENCH_WS_DEFLATE", 0))
     fd_limit = _raise_fd_limit(clients_n + stuck + 1_000)
     await slice_.create_topics()
@@ -309,6 +318,7 @@ async def _fan_out(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
         rss_connected = rss_mb(pid)
         await asyncio.sleep(1)
         cpu_before = cpu_seconds(pid)
+        split_before = _user_system_s(pid)
         ticks = time.monotonic()
         for p in pipes:
             p.send((messages, messages / rate + 60))
@@ -332,6 +342,7 @@ async def _fan_out(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
             await asyncio.to_thread(_receive, p, c, messages / rate + 120) for p, c in zip(pipes, children, strict=True)
         ]
         cpu_after = cpu_seconds(pid)
+        split_after = _user_system_s(pid)
         busy_s = time.monotonic() - ticks
         dropped = await asyncio.to_thread(_metric, base, "ws_messages_dropped_total")
         peak = peak_rss_mb(pid)
@@ -384,6 +395,8 @@ async def _fan_out(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
         "consumer_rss_connected_mb": rss_connected,
         "consumer_peak_rss_mb": peak,
         "consumer_cpu_s": cpu,
+        "consumer_cpu_user_s": round(split_after[0] - split_before[0], 2),
+        "consumer_cpu_system_s": round(split_after[1] - split_before[1], 2),
         "consumer_cpu_pct": round(cpu / busy_s * 100, 1) if cpu is not None else None,
         "consumer_cpu_us_per_frame": round(cpu / len(delays) * 1e6, 1) if cpu and delays else None,
         "fd_limit": fd_limit,

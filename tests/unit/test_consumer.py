@@ -89,6 +89,13 @@ class FakeSocket:
     async def send_text(self, text: str) -> None:
         self.sent.append(text)
 
+    async def receive_text(self) -> str:
+        await asyncio.Event().wait()  # a client that never says anything
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        pass
+
 
 def event(n: int, cursor: str, **analysis: Any) -> StoredEvent:
     a = article(n, **analysis)
@@ -163,3 +170,26 @@ def test_bearer_auth(token: str | None) -> None:
     assert client.get("/data", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert client.get("/data", headers={"Authorization": "Basic dG9rOg=="}).status_code == 401
     assert client.get("/data", headers={"Authorization": "Bearer tok"}).status_code == 200
+
+
+async def test_hub_heartbeat_is_one_task_for_the_served_clients() -> None:
+    hub = Hub(ConsumerMetrics.create(CollectorRegistry()), ping_interval=0.01)
+    served = hub.register(FakeSocket(), ArticleFilters())  # type: ignore[arg-type]
+    ahead = hub.register(FakeSocket(), ArticleFilters())  # type: ignore[arg-type]
+    subscription = hub.register(FakeSocket(), ArticleFilters())  # type: ignore[arg-type]  # GraphQL: not served
+    hub.position = "7-0"
+    ahead.after = stream_id("9-0")  # its initial data went further than the reader has dispatched
+    serving = [asyncio.create_task(hub.serve(c, '{"type":"initial_data","data":[]}')) for c in (served, ahead)]
+    await asyncio.sleep(0.05)
+    heartbeats = hub._heartbeats
+    assert heartbeats is not None and not heartbeats.done()
+    pings = [json.loads(m) for m in served.ws.sent if '"ping"' in m]  # type: ignore[attr-defined]
+    assert pings and all(p == {"type": "ping", "cursor": "7-0"} for p in pings)
+    assert {json.loads(m).get("cursor") for m in ahead.ws.sent if '"ping"' in m} == {"9-0"}  # type: ignore[attr-defined]
+    assert subscription.queue.empty()  # a subscription's queue carries only what it asked for
+    for task in serving:
+        task.cancel()
+    await asyncio.gather(*serving, return_exceptions=True)
+    hub.unregister(subscription)
+    await asyncio.sleep(0)
+    assert len(hub) == 0 and hub._heartbeats is None and heartbeats.cancelled()
