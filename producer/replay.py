@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 import time
@@ -41,6 +40,7 @@ from common.kafka import open_producer
 from common.metrics import ProducerMetrics
 from common.redis_client import open_redis
 from common.schemas import RawArticle
+from common.webapp import configure_logging
 from producer.corpus import ColumnMapping, read_corpus
 from producer.dedup import RedisDedup
 from producer.kafka_sink import KafkaSink
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         help="move every date by one offset so the newest article is dated now (gaps kept; day-only dates spread)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    configure_logging("WARNING")  # redaction, and a broker outage logged once per window with a count
     counts = asyncio.run(
         replay(
             path=args.file,
