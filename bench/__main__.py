@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import os
 import resource
 import signal
 import sys
 import time
+
+# One BLAS thread in this process, as in the services (the worker sets it; the engine's processes set their own):
+# spinning BLAS threads beside single-threaded code inflate the CPU time the stages measure. Before numpy loads.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 # Each stage is a module with `run(log)` that saves its section of bench/results/latest.json; `all` runs ALL,
 # then renders the report.

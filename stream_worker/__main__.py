@@ -3,6 +3,15 @@
 The topics are created first: faust does not create the topics it consumes, and a worker that
 starts before them would sit with no partitions assigned until its next metadata refresh.
 """
+# ruff: noqa: E402  (the thread settings below must precede the imports that load numpy)
+
+import os
+
+# The worker's own process runs one asyncio thread (the engine runs in its own processes, which set their
+# threads themselves): BLAS threads would only spin beside the story stage's small matrix products, costing CPU
+# the engine needs. Set before numpy is imported; an explicit setting wins.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 import asyncio
 
