@@ -20,6 +20,7 @@ STAGES = {
     "engine": "bench.engine",
     "pipeline": "bench.pipeline",
     "serving": "bench.serving",
+    "websocket": "bench.websocket",
     "stream_layer": "bench.stream_layer",
     "story_stage": "bench.story_stage",
     "indexing": "bench.indexing",

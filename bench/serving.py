@@ -1,4 +1,4 @@
-"""Serving benchmark: the consumer's REST reads under load and its WebSocket fan-out to many clients.
+"""Serving benchmark: the consumer's REST reads under load (the WebSocket fan-out is bench/websocket.py).
 
 REST: one consumer process (uvicorn, no access log) over a Redis slice seeded with BENCH_REST_ARTICLES (1,000)
 real corpus articles; `GET /news/recent?limit=20` driven by wrk (closed loop, BENCH_REST_CONNECTIONS
@@ -10,11 +10,6 @@ machine) and their ratio reported. Then, once each: `/news/top`, `/news/recent` 
 (BENCH_REST_WORKERS2=0 skips it); then `/news/recent?limit=20` at a fixed 500 requests/s by an open-loop
 Python generator (latency counted from each request's scheduled time, so a stall is not hidden), for the p99
 target.
-
-WebSocket: BENCH_WS_CLIENTS (1,000) clients on a fresh, empty slice; BENCH_WS_MESSAGES (40) analysed
-articles produced to `news.analyzed` at BENCH_WS_RATE (10/s); the consumer stores each and fans it out.
-Delivery latency = the client's receive time - the store time (the Redis stream entry id). Drops = messages
-a client never received, plus those the server reported dropping (`lagged`).
 
 The analyses in the seeded articles are synthetic (real titles and bodies, fixed-shape analysis): serving
 cost depends on the records' size and count, not on what the models said. Loopback only; every load is
@@ -34,13 +29,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import websockets
 from redis.asyncio import Redis
 
 from bench.common import corpus, cpu_seconds, env_float, env_int, latency_summary, pct, save_section
 from bench.profiling import record_pid, top_inclusive
-from bench.services import Slice, start_infra, stop_infra, wait_until
-from common.kafka import make_producer
+from bench.services import Slice, start_infra, stop_infra
 from common.schemas import Analysis, AnalyzedArticle, Entity, RawArticle
 from common.store import ArticleStore
 from harness.infra import free_port
@@ -366,101 +359,11 @@ async def _rest(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
     return result
 
 
-class _WsClient:
-    def __init__(self) -> None:
-        self.arrivals: dict[str, float] = {}  # cursor -> receive time
-        self.lagged = 0
-        self.ready = asyncio.Event()
-        self.error: str | None = None
-
-
-async def _ws_client(url: str, client: _WsClient, stop: asyncio.Event, gate: asyncio.Semaphore) -> None:
-    try:
-        async with gate:
-            ws = await websockets.connect(url, max_size=None, ping_interval=None, open_timeout=60)
-        async with ws:
-            stopper = asyncio.create_task(stop.wait())
-            while not stop.is_set():
-                receive = asyncio.create_task(ws.recv())
-                done, _ = await asyncio.wait({receive, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                if receive not in done:
-                    receive.cancel()
-                    break
-                raw = receive.result()
-                now = time.time()
-                text = raw if isinstance(raw, str) else raw.decode()
-                if text.startswith('{"type":"new_analysis"'):
-                    at = text.rfind('"cursor":"')
-                    client.arrivals[text[at + 10 : text.index('"', at + 10)]] = now
-                elif text.startswith('{"type":"initial_data"'):
-                    client.ready.set()
-                elif text.startswith('{"type":"lagged"'):
-                    client.lagged += int(re.findall(r"\d+", text)[0])
-            stopper.cancel()
-    except (OSError, websockets.WebSocketException, TimeoutError) as exc:
-        client.error = f"{type(exc).__name__}: {exc}"[:200]
-        client.ready.set()
-
-
-async def _fan_out(slice_: Slice, log: Callable[[str], None]) -> dict[str, Any]:
-    clients_n = env_int("BENCH_WS_CLIENTS", 1000, 100)
-    messages = env_int("BENCH_WS_MESSAGES", 40, 10)
-    rate = env_float("BENCH_WS_RATE", 10)
-    await slice_.create_topics()
-    consumer = slice_.start_consumer()
-    consumer.wait_ready(timeout=120)
-    url = f"ws://127.0.0.1:{consumer.port}/ws"
-    stop = asyncio.Event()
-    gate = asyncio.Semaphore(50)
-    clients = [_WsClient() for _ in range(clients_n)]
-    t = time.monotonic()
-    tasks = [asyncio.create_task(_ws_client(url, c, stop, gate)) for c in clients]
-    await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), 180)
-    connected = sum(1 for c in clients if c.error is None)
-    log(f"  {connected} of {clients_n} WebSocket clients connected in {time.monotonic() - t:.1f}s")
-    producer = make_producer(slice_.kafka, client_id="bench-fanout")
-    await producer.start()
-    try:
-        articles = corpus()[:messages]
-        start = time.perf_counter()
-        for i, raw in enumerate(articles):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            a = _analysed(i, raw)
-            await producer.send(slice_.kafka.topics.analyzed_topic, a.model_dump_json().encode(), key=a.id.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
-    live = [c for c in clients if c.error is None]
-    await wait_until(lambda: all(len(c.arrivals) >= messages for c in live), 60, interval=0.5)
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    delivery = [now - int(cursor.split("-")[0]) / 1000 for c in live for cursor, now in c.arrivals.items()]
-    missing = sum(max(0, messages - len(c.arrivals)) for c in live)
-    result = {
-        "clients": clients_n,
-        "connected": connected,
-        "connect_errors": sorted({c.error for c in clients if c.error})[:5],
-        "messages": messages,
-        "rate_per_s": rate,
-        "deliveries": len(delivery),
-        "expected_deliveries": messages * connected,
-        "missing": missing,
-        "lagged_reported": sum(c.lagged for c in live),
-        "store_to_client": latency_summary(delivery),
-        "consumer_peak_rss_mb": slice_.peak_rss().get("consumer"),
-    }
-    s = latency_summary(delivery)
-    log(f"  fan-out: {len(delivery)}/{messages * connected} delivered, p95 {s['p95_ms']} ms, missing {missing}")
-    return result
-
-
 async def _main(log: Callable[[str], None]) -> dict[str, Any]:
     infra = start_infra()
     section: dict[str, Any] = {"load_avg_start": [round(x, 2) for x in os.getloadavg()]}
     try:
-        for name, fn in (("rest", _rest), ("websocket", _fan_out)):
+        for name, fn in (("rest", _rest),):
             slice_ = Slice(infra, name)
             try:
                 section[name] = await fn(slice_, log)
