@@ -1,7 +1,7 @@
 """The consumer's WebSocket messages, declared once: the server's frames and the client's requests.
 
 The dashboard's TypeScript types are generated from `TypeAdapter(ServerMessage).json_schema()` and
-`TypeAdapter(ClientMessage).json_schema()`, so these models are the contract (README "WebSocket").
+`TypeAdapter(ClientMessage).json_schema()`, so these models are the contract (docs/api.md "WebSocket").
 
 Articles are sent as the store holds them: the frames that carry articles (`InitialData.frame`,
 `NewAnalysis.frame`) splice the stored JSON in as it is instead of parsing and serialising it again
@@ -125,7 +125,7 @@ class StoryUpdateMessage(_Message):
 
 
 class AlertMessage(_Message):
-    """A watchlist matched (README "Watchlists and alerts"): sent to every client, whatever its filters;
+    """A watchlist matched (docs/api.md "Timelines, watchlists and alerts"): sent to every client, whatever its filters;
     live only (`GET /alerts` lists the recent ones)."""
 
     type: Literal["alert"] = "alert"

@@ -112,7 +112,7 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
-    # API access (README "Security"). Comma-separated token lists, several of each so a token can be rotated
+    # API access (docs/security.md). Comma-separated token lists, several of each so a token can be rotated
     # without downtime: read tokens reach the REST reads and WebSocket tickets, write tokens also the writes
     # (push, fetch-now, watchlists). API_TOKEN is the older single token and counts as one write token
     # (deprecated). None set = the APIs are open, which the services log loudly at start-up.
@@ -120,7 +120,7 @@ class ServiceSettings(BaseSettings):
     api_write_tokens: SecretStr | None = None
     api_token: SecretStr | None = None
     # Write requests per second each client (token, or address without one) may make, with bursts of up to
-    # `api_write_burst`; beyond it 429 with Retry-After. Counted per process (see README "Security"); 0 = off.
+    # `api_write_burst`; beyond it 429 with Retry-After. Counted per process (see docs/security.md); 0 = off.
     api_write_rate: float = Field(default=20.0, ge=0)
     api_write_burst: int = Field(default=100, ge=1)
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"])

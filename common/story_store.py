@@ -134,7 +134,7 @@ class StoryFilters(BaseModel):
 class RankedStory(Story):
     """A story as the API lists it: the story and its importance from coverage at the time of the request."""
 
-    score: float = Field(description="importance from coverage at the time of the request (README: Stories)")
+    score: float = Field(description="importance from coverage at the time of the request (docs/api.md, Stories)")
 
 
 class StoryDetail(RankedStory):

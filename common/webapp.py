@@ -415,7 +415,7 @@ def _ctx(error: dict[str, Any]) -> dict[str, Any]:
     return {"ctx": {k: str(v) for k, v in ctx.items()}} if isinstance(ctx, dict) else {}
 
 
-# --- API access: scoped bearer tokens, rate limits on writes, secrets kept out of logs (README "Security") ---
+# --- API access: scoped bearer tokens, rate limits on writes, secrets kept out of logs (docs/security.md) ---
 
 WS_CLOSE_UNAUTHORIZED = 4401  # WebSocket close code for a missing, used or expired ticket (the dashboard stops)
 WS_CLOSE_TRY_AGAIN = 1013  # the ticket could not be checked (Redis down): the client retries
@@ -491,8 +491,8 @@ def log_access_mode(access: AccessTokens, service: str) -> None:
 class RateLimiter:
     """A token bucket per client key: `rate` requests a second on average, bursts of up to `burst`.
 
-    In-process: with N replicas behind a load balancer a client gets up to N times the rate (README
-    "Security"). Idle buckets are dropped once there are many, so distinct clients cannot grow it unbounded."""
+    In-process: with N replicas behind a load balancer a client gets up to N times the rate (docs/security.md).
+    Idle buckets are dropped once there are many, so distinct clients cannot grow it unbounded."""
 
     MAX_KEYS = 10_000
 

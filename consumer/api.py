@@ -420,7 +420,7 @@ async def top(
     ] = None,
     view: Annotated[View, _VIEW] = "lean",
 ) -> Response:
-    """Top stories: one representative article per story, by importance from coverage (README "Stories"),
+    """Top stories: one representative article per story, by importance from coverage (docs/api.md "Stories"),
     then articles with no story yet by importance_score; filtered; page on with `cursor`. Lean list items
     unless `view=full`."""
     page = await top_page(store, stories, limit, filters=filters, since=since, cursor=cursor)

@@ -11,7 +11,7 @@ read before the response starts, so a store or archive that does not answer is a
 engine refuses a 422, with a body; a failure after that (rare: the first page worked) cuts the stream off
 without its end, which every HTTP client reports as an incomplete body, never as a shorter file.
 
-Formats (README "Export"):
+Formats (docs/cli.md "Export"):
   jsonl    one stored article JSON per line, exactly as `GET /news/{id}` answers it (lossless);
   csv      `CSV_COLUMNS`, the analysis flattened: keywords and entities joined with "; " (entities as
            `text (TYPE)`); a header row first;
@@ -361,7 +361,7 @@ async def export(
         ),
     ] = None,
 ) -> StreamingResponse:
-    """Every article the query matches, up to `limit`, as one file: JSONL, CSV or Parquet (README "Export")."""
+    """Every article the query matches, up to `limit`, as one file: JSONL, CSV or Parquet (docs/cli.md "Export")."""
     pages: AsyncIterator[Rows]
     if q is not None and q.strip():
         params = SearchParams(

@@ -180,7 +180,7 @@ def create_app(settings: ConsumerSettings | None = None, registry: CollectorRegi
     log_access_mode(access, "consumer")
     app.state.access = access
     # Reads need a read token, writes (watchlists) a write token and pass the per-client rate limit: the
-    # scope follows each route's method (README "Security"). Add a data router to DATA_ROUTERS to put it
+    # scope follows each route's method (docs/security.md). Add a data router to DATA_ROUTERS to put it
     # behind the same rules.
     limiter = RateLimiter.of(settings)
     for data in DATA_ROUTERS:

@@ -1,4 +1,4 @@
-"""Consumer settings (see README's configuration table)."""
+"""Consumer settings (see docs/reference/configuration.md, made by make docs)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ __all__ = ["AlertConfig", "ConsumerConfig", "ConsumerSettings", "get_settings"]
 
 
 class AlertConfig(BaseModel):
-    """Watchlists, the burst detector and webhooks (README "Watchlists and alerts"; `common.alerts`)."""
+    """Watchlists, the burst detector and webhooks (docs/api.md "Timelines, watchlists and alerts"; `common.alerts`)."""
 
     # Burst test: the current window against the mean of the previous `spike_baseline_windows`, floored.
     spike_bucket: Literal["15m", "1h"] = "15m"

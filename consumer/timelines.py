@@ -1,5 +1,5 @@
 """Timeline routes (issue 15 item 4): `GET /entities/{id}/timeline`, `GET /entities/top`,
-`GET /keywords/{keyword}/timeline`, `GET /keywords/top`, over `common.timelines` (README "Consumer API").
+`GET /keywords/{keyword}/timeline`, `GET /keywords/top`, over `common.timelines` (docs/api.md).
 
 Mounted behind the same optional bearer token as the other data routes.
 """

@@ -234,7 +234,7 @@ ws_router = APIRouter()
 
 @ws_router.websocket("/ws")
 async def live(ws: WebSocket) -> None:
-    """See README "WebSocket": `initial_data`, then `new_analysis` per stored article and `story_update` per
+    """See docs/api.md "WebSocket": `initial_data`, then `new_analysis` per stored article and `story_update` per
     stored story update (`?stories=false` turns those off); `?since=` resumes the articles."""
     state = ws.app.state
     settings: ConsumerSettings = state.settings

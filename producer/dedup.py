@@ -1,6 +1,6 @@
 """Which articles were already produced: one Redis key per article id, claimed before the send, confirmed after.
 
-Why two steps, and not one `SET NX` (see README "Producer and sources", *No duplicates, no loss*):
+Why two steps, and not one `SET NX` (see docs/sources.md, *No duplicates, no loss*):
 marking before the send loses the article if the process dies before Kafka has it; marking after
 the ack duplicates it if the process dies between the ack and the mark. So a key goes through
 

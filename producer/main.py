@@ -115,7 +115,7 @@ def create_app(settings: ProducerSettings | None = None, registry: CollectorRegi
     access = AccessTokens.of(settings)
     log_access_mode(access, "producer")
     # GET (status, sources) needs a read token; POST (push, fetch-now) a write token and passes the
-    # per-client write rate limit (README "Security").
+    # per-client write rate limit (docs/security.md).
     mount_guarded(app, router, access, RateLimiter.of(settings))
     return app
 

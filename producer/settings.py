@@ -1,4 +1,4 @@
-"""Producer settings (environment prefix-free, nested with `__`; see README's configuration table).
+"""Producer settings (from the environment, nested with `__`; docs/reference/configuration.md).
 
 PRODUCER__RSS_FEEDS='["https://feeds.bbci.co.uk/news/rss.xml", {"url": "https://...", "name": "yonhap"}]'
 NEWSAPI__API_KEY=...   NEWSAPI__QUERIES='[{"endpoint": "everything", "q": "semiconductor", "language": "en"}]'
@@ -111,7 +111,7 @@ class NewsAPISettings(BaseModel):
 
 class FullTextSettings(BaseModel):
     """Full article text (producer/fulltext.py): fetch the page of an article whose body is short and extract
-    its main text. Off by default: it fetches third-party pages (README "Full article text")."""
+    its main text. Off by default: it fetches third-party pages (docs/sources.md "Full article text")."""
 
     enabled: bool = False
     sources: list[Literal["newsapi", "rss"]] = ["newsapi", "rss"]  # pydantic copies the default

@@ -2,7 +2,7 @@
 
     DASHBOARD_READ_TOKEN=... python scripts/serve_dashboard.py --port 5173 --api http://127.0.0.1:8002
 
-Browsers hold no API token (README "Security"). This server proxies the consumer's API under `/api/` and adds
+Browsers hold no API token (docs/security.md). This server proxies the consumer's API under `/api/` and adds
 the read credential itself, so `/config.js` carries none:
 
     GET|HEAD /api/<path>?<query>  ->  GET|HEAD <api>/<path>?<query>   with `Authorization: Bearer <read token>`

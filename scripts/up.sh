@@ -31,7 +31,7 @@ export CORS_ORIGINS="${CORS_ORIGINS:-[\"http://127.0.0.1:$DASHBOARD_PORT\",\"htt
 run_dir="$NEWS_SUITE_STATE/run"
 log_dir="$NEWS_SUITE_STATE/logs"
 mkdir -p "$run_dir" "$log_dir"
-# API tokens (README "Security"): a read and a write token, made once and kept in a file only this user can
+# API tokens (docs/security.md): a read and a write token, made once and kept in a file only this user can
 # read, so a restart keeps them. Tokens already in the environment win; NEWS_API_OPEN=1 starts without any.
 tokens_file="$NEWS_SUITE_STATE/api-tokens.env"
 
@@ -166,7 +166,7 @@ $( [ -f "$run_dir/inference.pid" ] && echo "    inference API      http://127.0.
 $( [ -f "$run_dir/alertmanager.pid" ] && echo "    Prometheus         http://127.0.0.1:${PROMETHEUS_PORT:-9090}/alerts   (alerts routed by Alertmanager, http://127.0.0.1:${ALERTMANAGER_PORT:-9093}, into $log_dir/alerts.log)")
     logs               $log_dir
 $( if [ -n "${API_READ_TOKENS:-}${API_WRITE_TOKENS:-}${API_TOKEN:-}" ]; then
-  echo "    API tokens         $( [ -s "$tokens_file" ] && echo "$tokens_file" || echo "from the environment" ) (README \"Security\")"
+  echo "    API tokens         $( [ -s "$tokens_file" ] && echo "$tokens_file" || echo "from the environment" ) (docs/security.md)"
   [ -s "$tokens_file" ] && echo "                       e.g. curl -H \"Authorization: Bearer \$(sed -n 's/^API_READ_TOKENS=//p' $tokens_file)\" http://127.0.0.1:$CONSUMER_PORT/news/recent"
 else echo "    API tokens         none: the APIs are open (NEWS_API_OPEN=1)"; fi )
   Stop everything with: make down

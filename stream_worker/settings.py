@@ -1,4 +1,4 @@
-"""Stream worker settings (see README's configuration table, "Stream worker")."""
+"""Stream worker settings (docs/reference/configuration.md; docs/architecture.md "Stream worker")."""
 
 from __future__ import annotations
 

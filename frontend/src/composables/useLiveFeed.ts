@@ -36,7 +36,7 @@ export function useLiveFeed(options: LiveFeedOptions) {
 
   const socket = useReconnectingSocket({
     ...options.socket,
-    // A fresh single-use ticket for every attempt (README "Security"); the cursor is read after it arrives.
+    // A fresh single-use ticket for every attempt (docs/security.md); the cursor is read after it arrives.
     url: async () => {
       const ticket = await client.wsTicket()
       return liveUrl(config.wsUrl, ticket, feed.cursor)

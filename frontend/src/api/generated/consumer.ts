@@ -101,7 +101,7 @@ export interface paths {
         };
         /**
          * Top
-         * @description Top stories: one representative article per story, by importance from coverage (README "Stories"),
+         * @description Top stories: one representative article per story, by importance from coverage (docs/api.md "Stories"),
          *     then articles with no story yet by importance_score; filtered; page on with `cursor`. Lean list items
          *     unless `view=full`.
          */
@@ -411,7 +411,7 @@ export interface paths {
         };
         /**
          * Export
-         * @description Every article the query matches, up to `limit`, as one file: JSONL, CSV or Parquet (README "Export").
+         * @description Every article the query matches, up to `limit`, as one file: JSONL, CSV or Parquet (docs/cli.md "Export").
          */
         get: operations["export_export_get"];
         put?: never;
@@ -937,7 +937,7 @@ export interface components {
             duplicate_count: number;
             /**
              * Score
-             * @description importance from coverage at the time of the request (README: Stories)
+             * @description importance from coverage at the time of the request (docs/api.md, Stories)
              */
             score: number;
         };
@@ -1243,7 +1243,7 @@ export interface components {
             duplicate_count: number;
             /**
              * Score
-             * @description importance from coverage at the time of the request (README: Stories)
+             * @description importance from coverage at the time of the request (docs/api.md, Stories)
              */
             score: number;
             /**

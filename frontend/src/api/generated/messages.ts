@@ -91,7 +91,7 @@ export interface components {
         };
         /**
          * AlertMessage
-         * @description A watchlist matched (README "Watchlists and alerts"): sent to every client, whatever its filters;
+         * @description A watchlist matched (docs/api.md "Timelines, watchlists and alerts"): sent to every client, whatever its filters;
          *     live only (`GET /alerts` lists the recent ones).
          */
         AlertMessage: {
