@@ -81,7 +81,13 @@ async def test_graphql_answers_what_rest_answers(
             cursor: str | None = None
             pages = 0
             while True:
-                params: dict[str, str | int] = {"limit": 2, "sentiment": "positive", "source": "acme wire"}
+                # view=full: GraphQL's articles carry the bodies REST's lean list view leaves out
+                params: dict[str, str | int] = {
+                    "limit": 2,
+                    "sentiment": "positive",
+                    "source": "acme wire",
+                    "view": "full",
+                }
                 if cursor is not None:
                     params["cursor"] = cursor
                 rest = await client.get(f"/news/{order}", params=params)
