@@ -6,6 +6,7 @@ on it): most tests never need its half gigabyte and ~20 s start-up.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from opensearchpy import AsyncOpenSearch
 from redis.asyncio import Redis
 
 from common.settings import KafkaSettings, RedisSettings, TopicNames
+from common.webapp import RepeatFilter
 from harness.infra import Infra, free_port, start_infra, stop_infra
 from harness.processes import ServiceProcess, python
 
@@ -160,3 +162,17 @@ def spawn(tmp_path: Path, service_env: dict[str, str]) -> Iterator[Callable[...,
     yield _spawn
     for proc in reversed(started):
         proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def _every_log_record() -> None:
+    """An app built in this process earlier (configure_logging) leaves the process-wide RepeatFilter on the
+    handlers it found, pytest's included; a test that counts log records must see each one."""
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            for found in [f for f in handler.filters if isinstance(f, RepeatFilter)]:
+                handler.removeFilter(found)

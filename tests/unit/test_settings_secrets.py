@@ -15,13 +15,20 @@ from pydantic import BaseModel, SecretStr
 from common.errors import ConfigError
 from common.settings import ServiceSettings
 from consumer.settings import ConsumerSettings
+from indexer.settings import IndexerSettings
 from inference.settings import InferenceSettings
 from producer.settings import ProducerSettings
 from stream_worker.settings import WorkerSettings
 
 pytestmark = pytest.mark.unit
 
-SERVICES: tuple[type[ServiceSettings], ...] = (ConsumerSettings, InferenceSettings, ProducerSettings, WorkerSettings)
+SERVICES: tuple[type[ServiceSettings], ...] = (
+    ConsumerSettings,
+    IndexerSettings,
+    InferenceSettings,
+    ProducerSettings,
+    WorkerSettings,
+)
 PLACEHOLDERS = ("not-set", "change-me", " CHANGEME ", "")
 
 
