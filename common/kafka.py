@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
@@ -120,8 +121,29 @@ async def ensure_topics(settings: KafkaSettings, names: Iterable[str]) -> None:
         except TopicAlreadyExistsError:
             pass  # another service created it between our look and our create
         log.info("created topics %s with %d partitions", missing, settings.partitions)
+        await _until_led(admin, missing)
     finally:
         await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """Wait until the brokers' metadata shows every partition of `names` with a leader. A client that asks for
+    metadata before that (faust's consumer, right after this) is told the topics do not exist, ignores them, and
+    sits with no partitions until its next metadata refresh, minutes later (seen in a benchmark's worker)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        described = await admin.describe_topics(names)
+        led = [
+            t
+            for t in described
+            if t.get("error_code") == 0 and t.get("partitions") and all(p["leader"] >= 0 for p in t["partitions"])
+        ]
+        if len(led) == len(names):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            log.warning("topics %s have no leader after %.0f s; going on", names, timeout)
+            return
+        await asyncio.sleep(0.2)
 
 
 async def send_dead_letter(producer: AIOKafkaProducer, topic: Topic[DeadLetter], letter: DeadLetter) -> None:
