@@ -263,6 +263,11 @@ def _engine_cpu(r: dict[str, Any], batch: int) -> float | None:
     return row["cpu_ms_per_article"] if row else None
 
 
+def _worker_batch(r: dict[str, Any]) -> int:
+    """The batch the pipeline's worker really ran with (recorded by bench/pipeline.py; 10 in older results)."""
+    return int(((r.get("pipeline") or {}).get("worker_batch") or {}).get("size") or 10)
+
+
 def _engine_rate(r: dict[str, Any], batch: int) -> float | None:
     std = (r.get("engine") or {}).get("tiers", {}).get("standard")
     row = _row(std["rows"], f"engine batch {batch}") if std else None
@@ -384,11 +389,12 @@ def _pipeline(r: dict[str, Any], targets: list[list[Any]]) -> list[str]:
             "Kafka, Redis, the consumer, the bench and, here, other engineers' tests: see *What bounds the misses*.",
             "",
         ]
-    engine_rate = _engine_rate(r, 10)
+    batch = _worker_batch(r)
+    engine_rate = _engine_rate(r, batch)
     if w1 and w1.get("sustained_rate") and engine_rate:
         share = w1["sustained_rate"] / engine_rate
         cpu = _worker_cpu_ms(w1)
-        engine_cpu = _engine_cpu(r, 10)
+        engine_cpu = _engine_cpu(r, batch)
         cpu_text = (
             f"; CPU per article {cpu:.0f} ms in the worker vs {engine_cpu} ms in the engine "
             f"({engine_cpu / cpu * 100:.0f} %)"
@@ -397,7 +403,7 @@ def _pipeline(r: dict[str, Any], targets: list[list[Any]]) -> list[str]:
         )
         targets.append(
             [
-                "pipeline sustained vs engine (batch 10, as the worker)",
+                f"pipeline sustained vs engine (batch {batch}, as the worker)",
                 ">= 90 %",
                 f"{share * 100:.0f} % ({w1['sustained_rate']} vs {engine_rate} art/s, separate stages){cpu_text}",
                 _verdict(share >= 0.9),
@@ -724,7 +730,8 @@ def _notes(r: dict[str, Any]) -> list[str]:
     p = r.get("pipeline") or {}
     runs = p.get("runs", {})
     mx, paced = runs.get("max"), runs.get("paced")
-    engine10 = _engine_rate(r, 10)
+    wb = _worker_batch(r)
+    engine10 = _engine_rate(r, wb)
     if mx and engine10:
         prof = mx.get("worker_profile") or {}
         share = _share(prof, "encode (") + _share(prof, "english_entities") + _share(prof, "keywords (")
@@ -747,14 +754,14 @@ def _notes(r: dict[str, Any]) -> list[str]:
             )
         out += [
             f"- **Pipeline vs engine.** The worker sustained {mx['sustained_rate']} articles/s against the "
-            f"engine's {engine10} at batch 10 in its own stage. In the pipeline the same 2 cores also run Kafka, "
+            f"engine's {engine10} at batch {wb} in its own stage. In the pipeline the same 2 cores also run Kafka, "
             "Redis, the consumer, the replay and the bench's client. In the worker's profile the models are on "
             f"the stack in {share:.0f} % of samples and aiokafka's produce path (sending results, gzip by "
             f"default: `KAFKA__COMPRESSION_TYPE`) in {send:.0f} %. One worker used {cores.get('worker0', '?')} "
             f"cores on average, the machine {idle if idle is not None else '?'} % idle; two workers used "
             f"{both} cores together and reached {w2.get('sustained_rate', '?')} articles/s. {why} Per article, "
             f"the worker spent {_f(_worker_cpu_ms(mx), 0)} ms of CPU against the engine's "
-            f"{_f(_engine_cpu(r, 10), 0)} ms at batch 10: the difference is the worker's own work (Kafka "
+            f"{_f(_engine_cpu(r, wb), 0)} ms at batch {wb}: the difference is the worker's own work (Kafka "
             "consume and produce, JSON and validation, faust) plus the engine running under contention.",
         ]
     if paced:
