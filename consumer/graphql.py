@@ -546,11 +546,7 @@ class Query:
         window: Annotated[str, strawberry.argument(description="15m, 1h, 24h or 7d")] = "24h",
         limit: int = 20,
     ) -> list[RankedSubject]:
-        _limit(limit, 100)
-        chosen = cast(WindowName, _one_of(window, _WINDOWS, "window"))
-        timelines: TimelineStore = _state(info).timelines
-        found: list[TopSubject] = await timelines.top("entity", chosen, limit)
-        return cast(list[RankedSubject], found)
+        return await _top(info, "entity", window, limit)
 
     @_field("the most used keywords in the window (as GET /keywords/top)")
     async def top_keywords(
@@ -559,11 +555,7 @@ class Query:
         window: Annotated[str, strawberry.argument(description="15m, 1h, 24h or 7d")] = "24h",
         limit: int = 20,
     ) -> list[RankedSubject]:
-        _limit(limit, 100)
-        chosen = cast(WindowName, _one_of(window, _WINDOWS, "window"))
-        timelines: TimelineStore = _state(info).timelines
-        found: list[TopSubject] = await timelines.top("keyword", chosen, limit)
-        return cast(list[RankedSubject], found)
+        return await _top(info, "keyword", window, limit)
 
     @_field("full-text search over the archive (as GET /search; OpenSearch)")
     async def search(
@@ -798,6 +790,15 @@ class _Router(GraphQLRouter[Any, None]):
             if not allowed:
                 raise ConnectionRejectionError({"reason": "missing or wrong token or ticket"})
         return await super().on_ws_connect(context)
+
+
+async def _top(info: Info, kind: Literal["entity", "keyword"], window: str, limit: int) -> list[RankedSubject]:
+    """`top_entities` / `top_keywords`: the window checked as GET /{kind}s/top checks it, then the store's top."""
+    _limit(limit, 100)
+    chosen = cast(WindowName, _one_of(window, _WINDOWS, "window"))
+    timelines: TimelineStore = _state(info).timelines
+    found: list[TopSubject] = await timelines.top(kind, chosen, limit)
+    return cast(list[RankedSubject], found)
 
 
 async def _context(request: Request) -> dict[str, Any]:

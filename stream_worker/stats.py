@@ -20,34 +20,26 @@ from common.errors import InvalidMessage, StoreError
 from common.retry import until_up
 from common.schemas import AnalyzedArticle
 from common.stats import StatsStore, WindowedArticle, entity_member
-from stream_worker.app import analyzed_topic, app, context, settings
+from stream_worker.app import analyzed_topic, app, context
 
-__all__ = ["count_stats", "term_keys", "windowed"]
+__all__ = ["count_stats", "windowed"]
 
 log = logging.getLogger(__name__)
 _BATCH = 500
 _WITHIN = 0.5  # seconds: statistics may trail the feed by this much
 
 
-def term_keys(article: AnalyzedArticle) -> list[str]:
-    """The trend terms an article counts towards (each once), as `kind:member`."""
-    keys = [f"keyword:{kw.casefold()}" for kw in article.analysis.keywords]
-    # Entities count by their canonical name ("Trump" and "Donald Trump" are one person), surface text otherwise.
-    keys += [f"entity:{entity_member(e.display, e.type)}" for e in article.analysis.entities]
-    return list(dict.fromkeys(keys))
-
-
 def windowed(article: AnalyzedArticle) -> WindowedArticle:
-    """What the statistics keep of one article."""
-    terms = term_keys(article)
+    """What the statistics keep of one article: its trend terms each once, entities by their canonical name
+    ("Trump" and "Donald Trump" are one person), surface text otherwise."""
     return WindowedArticle(
         id=article.id,
         source=article.source,
         at=article.analyzed_at.timestamp(),
         sentiment=article.analysis.sentiment,
         score=article.analysis.sentiment_score,
-        keywords=tuple(t.partition(":")[2] for t in terms if t.startswith("keyword:")),
-        entities=tuple(t.partition(":")[2] for t in terms if t.startswith("entity:")),
+        keywords=tuple(dict.fromkeys(kw.casefold() for kw in article.analysis.keywords)),
+        entities=tuple(dict.fromkeys(entity_member(e.display, e.type) for e in article.analysis.entities)),
     )
 
 
@@ -56,8 +48,8 @@ async def count_stats(stream: Any) -> None:
     ctx = context.ctx
     try:
         async for events in stream.take_events(_BATCH, within=_WITHIN):
-            store = ctx.stats
-            if store is None or not settings.worker.stats_enabled:
+            store = ctx.stats  # None when WORKER__STATS_ENABLED is off
+            if store is None:
                 continue
             batch = []
             for event in events:
