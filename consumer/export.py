@@ -38,7 +38,7 @@ from common.search_query import ARCHIVE_FIELD, MAX_QUERY_LENGTH, QUERY_PATTERN, 
 from common.store import ArticleFilters, ArticleStore, InvalidCursor, Order
 from consumer.api import _UNAVAILABLE, _UTF8, FiltersDep, Since, _query_error
 from consumer.deps import StoreDep
-from consumer.search import Archive, ArchiveUnavailable
+from consumer.search import Archive
 
 __all__ = [
     "CSV_COLUMNS",
@@ -202,12 +202,8 @@ def _archive_body(params: SearchParams, size: int) -> dict[str, Any]:
 
 
 async def _archive_pages(archive: Archive, params: SearchParams, limit: int) -> AsyncIterator[Rows]:
-    from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
-    from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
+    from opensearchpy.exceptions import RequestError
 
-    # The archive keeps its client private; exporting needs the raw hits (the stored article of each), which
-    # `Archive.search` does not return (it answers result-list hits). Asked of the search module's owner.
-    client = archive._client  # noqa: SLF001
     after: list[Any] | None = None
     left = limit
     while left > 0:
@@ -215,14 +211,11 @@ async def _archive_pages(archive: Archive, params: SearchParams, limit: int) -> 
         if after is not None:
             body["search_after"] = after
         try:
-            answer = await client.search(index=archive.alias, body=body)
-        except NotFoundError:  # nothing archived yet: the alias does not exist
-            return
+            hits = await archive.hits(body)
         except RequestError as exc:
             raise _query_error("q", f"the search engine refused it: {str(exc.error)[:300]}") from exc
-        except (OpenSearchConnectionError, TransportError) as exc:
-            raise ArchiveUnavailable(f"the archive (OpenSearch) did not answer: {type(exc).__name__}") from exc
-        hits = answer["hits"]["hits"]
+        if hits is None:  # nothing archived yet: the alias does not exist
+            return
         rows: Rows = []
         for hit in hits:
             stored = hit.get("_source", {}).get(ARCHIVE_FIELD)

@@ -106,6 +106,20 @@ class Archive:
         except (TransportError, OSError, TimeoutError):
             return False
 
+    async def hits(self, body: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The raw hits of a search body over the alias (an export reads each hit's stored article); None when
+        nothing is archived yet (no alias). A body the engine refuses raises its RequestError."""
+        try:
+            answer = await self._client.search(index=self.alias, body=body)
+        except NotFoundError:
+            return None
+        except RequestError:
+            raise
+        except (OpenSearchConnectionError, TransportError) as exc:
+            raise self._unavailable(exc) from exc
+        found: list[dict[str, Any]] = answer["hits"]["hits"]
+        return found
+
     async def get_json(self, article_id: str) -> str | None:
         """The archived article's JSON (the same shape Redis stored), or None."""
         body = {"query": {"ids": {"values": [article_id]}}, "_source": [ARCHIVE_FIELD], "size": 1}
